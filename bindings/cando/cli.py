@@ -100,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        print("cando-vsock run: no command given (cando-vsock run -- PROGRAM ARGS)", file=sys.stderr)
+        print("cando-vsock run: no command given (cando-vsock run -- PROGRAM ARGS)",
+              file=sys.stderr)
         return 2
     env = _wrapped_env(args.cid, args.namespace)
     try:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import errno as _errno
 import warnings
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, Tuple, TypeVar
 
 from ._cando import ffi, lib
 from ._errors import error_from_errno
 
 Address = Tuple[int, int]
+_Self = TypeVar("_Self", bound="_VsockUDP")
 
 VMADDR_CID_ANY: int = lib.VMADDR_CID_ANY
 VMADDR_CID_HYPERVISOR: int = lib.VMADDR_CID_HYPERVISOR
@@ -107,7 +108,7 @@ class _VsockUDP:
             self._closed = True
             lib.udo_vsock_udp_destroy(self._instance)
 
-    def __enter__(self) -> _VsockUDP:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -119,7 +120,9 @@ class _VsockUDP:
             self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"fd={self.fileno()}, cid={self.cid}, port={self.port}"
+        if self._closed:
+            return f"<cando.{type(self).__name__} closed>"
+        state = f"fd={self.fileno()}, cid={self.cid}, port={self.port}"
         return f"<cando.{type(self).__name__} {state}>"
 
     def _live(self) -> Any:
@@ -156,7 +159,7 @@ class _VsockUDP:
         return _io(lambda: lib.udo_vsock_udp_recv_data(fd, data, size, addr, info))
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        """Receive one datagram into ``buffer`` (``udo_vsock_udp_recv_data``); returns its length."""
+        """Receive one datagram into ``buffer``, return its size (``udo_vsock_udp_recv_data``)."""
         flags = _check_flags(flags)
         view = ffi.from_buffer(buffer, require_writable=True)
         nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
@@ -188,11 +191,12 @@ class _VsockUDP:
         """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
         buf = ffi.new("char[]", _check_int("bufsize", bufsize, 1, 1 << 30))
         n = self.recv_into(ffi.buffer(buf), 0, flags)
-        return ffi.buffer(buf, n)[:]
+        data: bytes = ffi.buffer(buf, n)[:]
+        return data
 
     # -- send -------------------------------------------------------------
     def sendto(self, data: Any, address: Address, flags: int = 0) -> int:
-        """Send one datagram to ``(cid, port)`` (``udo_vsock_udp_send_data``); returns bytes sent."""
+        """Send one datagram to ``(cid, port)`` (``udo_vsock_udp_send_data``)."""
         addr = _sockaddr(_check_address(address))
         flags = _check_flags(flags)
         fd = lib.udo_vsock_udp_get_fd(self._live())
