@@ -24,6 +24,7 @@ _TRANSPORTS = {
 }
 
 _DEMO_TIMEOUT = 5.0
+_DEMO_REEXEC = "CANDO_VSOCK_DEMO_REEXEC"  # set in the environment of demo's re-exec
 
 
 def _datagram_error() -> OSError | None:
@@ -82,13 +83,20 @@ def _demo_exchange(count: int) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     why = _datagram_error()
     if why is not None:
-        if _wrapper_loaded():
+        # The marker stops an endless re-exec if the preload did not take effect.
+        if _wrapper_loaded() or os.environ.get(_DEMO_REEXEC):
             print(f"cando-vsock demo: even vsock_wrapper gives no datagram socket: {why}",
+                  file=sys.stderr)
+            return 1
+        if not os.path.isfile(wrapper_path()):
+            print(f"cando-vsock demo: no AF_VSOCK datagram transport ({why.strerror}) and"
+                  f" vsock_wrapper is not installed ({wrapper_path()} is missing)",
                   file=sys.stderr)
             return 1
         print(f"cando-vsock demo: this kernel has no AF_VSOCK datagram transport ({why.strerror});"
               f" re-running under vsock_wrapper ({wrapper_path()})", flush=True)
         env = _wrapped_env(namespace=f"cando-demo-{os.getpid()}")
+        env[_DEMO_REEXEC] = "1"
         argv = [sys.executable, "-m", "cando", "demo", "--count", str(args.count)]
         os.execve(sys.executable, argv, env)
     _demo_exchange(args.count)

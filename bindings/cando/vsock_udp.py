@@ -50,8 +50,17 @@ def _check_address(address: object) -> Address:
     return cid, port
 
 
+def _buffer(obj: Any, name: str, writable: bool = False) -> Any:
+    """``ffi.from_buffer``, with a bad object reported as ``TypeError`` (not ``BufferError``)."""
+    try:
+        return ffi.from_buffer(obj, require_writable=writable)
+    except BufferError as exc:  # read-only or non-contiguous buffer
+        kind = "a writable, contiguous" if writable else "a contiguous"
+        raise TypeError(f"{name} must be {kind} bytes-like object: {exc}") from None
+
+
 def _payload(data: Any) -> Any:
-    view = ffi.from_buffer(data)
+    view = _buffer(data, "data")
     if len(view) == 0:
         raise ValueError("data is empty: the C API sends no 0-byte datagrams (size 0 is -EINVAL)")
     return view
@@ -161,7 +170,7 @@ class _VsockUDP:
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive one datagram into ``buffer``, return its size (``udo_vsock_udp_recv_data``)."""
         flags = _check_flags(flags)
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = _buffer(buffer, "buffer", writable=True)
         nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
         if nbytes == 0:
             raise ValueError("buffer is empty")
@@ -170,7 +179,7 @@ class _VsockUDP:
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Address]:
         """Like :meth:`recv_into`, also returning the sender's ``(cid, port)``."""
         flags = _check_flags(flags)
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = _buffer(buffer, "buffer", writable=True)
         nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
         if nbytes == 0:
             raise ValueError("buffer is empty")
@@ -183,12 +192,14 @@ class _VsockUDP:
 
         Calls ``udo_vsock_udp_recv_data``.
         """
+        flags = _check_flags(flags)  # before allocating up to bufsize bytes
         buf = ffi.new("char[]", _check_int("bufsize", bufsize, 1, 1 << 30))
         n, address = self.recvfrom_into(ffi.buffer(buf), 0, flags)
         return ffi.buffer(buf, n)[:], address
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
+        flags = _check_flags(flags)  # before allocating up to bufsize bytes
         buf = ffi.new("char[]", _check_int("bufsize", bufsize, 1, 1 << 30))
         n = self.recv_into(ffi.buffer(buf), 0, flags)
         data: bytes = ffi.buffer(buf, n)[:]
@@ -199,8 +210,8 @@ class _VsockUDP:
         """Send one datagram to ``(cid, port)`` (``udo_vsock_udp_send_data``)."""
         addr = _sockaddr(_check_address(address))
         flags = _check_flags(flags)
+        view = _payload(data)  # every argument is checked before the first C call
         fd = lib.udo_vsock_udp_get_fd(self._live())
-        view = _payload(data)
         info = ffi.new("int *", flags)
         return _io(lambda: lib.udo_vsock_udp_send_data(fd, view, len(view), addr, info))
 
@@ -219,7 +230,7 @@ class Server(_VsockUDP):
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Address]:
         """Receive into ``buffer`` with the sender (``udo_vsock_udp_server_recv_data``)."""
         flags = _check_flags(flags)
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = _buffer(buffer, "buffer", writable=True)
         nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
         if nbytes == 0:
             raise ValueError("buffer is empty")
