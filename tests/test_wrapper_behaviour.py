@@ -14,7 +14,6 @@ import sys
 import textwrap
 
 import pytest
-
 from wrapper_helpers import find_wrapper, run_py, unique_namespace, wrapped_env
 
 
