@@ -785,7 +785,8 @@ def test_no_transport_raises_transport_unavailable(no_transport: None,
 
 
 def test_transport_unavailable_is_exported_and_documented() -> None:
-    assert cando.TransportUnavailableError is cando._errors.TransportUnavailableError
+    assert cando.TransportUnavailableError is cando.errors.TransportUnavailableError
+    assert cando.errors.ERRNO_CLASSES[errno.ENODEV] is cando.TransportUnavailableError
     assert issubclass(cando.TransportUnavailableError, OSError)
     doc = cando.TransportUnavailableError.__doc__ or ""
     assert "cando-vsock run" in doc and "VMCI" in doc

@@ -5,12 +5,16 @@
     with Server(port=-1) as srv, Client(2, srv.port) as cli:
         cli.send(b"hello")
         data, (cid, port) = srv.recvfrom(64)
+
+:mod:`cando.aio` has the asyncio side, :mod:`cando.log` the C library's log
+settings, :mod:`cando.errors` the exceptions.
 """
 
 from __future__ import annotations
 
-from ._errors import TransportUnavailableError
-from ._paths import get_include, get_library_dir, wrapper_path
+from . import errors, log
+from ._paths import get_include, get_library_dir, get_pkgconfig_dir, wrapper_path
+from .errors import TransportUnavailableError
 from .vsock_udp import (
     VMADDR_CID_ANY,
     VMADDR_CID_HOST,
@@ -19,7 +23,10 @@ from .vsock_udp import (
     VMADDR_PORT_ANY,
     Address,
     Client,
+    Connection,
     Server,
+    VsockSocket,
+    instance_size,
     local_cid,
 )
 
@@ -33,10 +40,16 @@ __all__ = [
     "VMADDR_PORT_ANY",
     "Address",
     "Client",
+    "Connection",
     "Server",
     "TransportUnavailableError",
+    "VsockSocket",
+    "errors",
     "get_include",
     "get_library_dir",
+    "get_pkgconfig_dir",
+    "instance_size",
     "local_cid",
+    "log",
     "wrapper_path",
 ]

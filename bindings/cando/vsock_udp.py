@@ -1,23 +1,63 @@
-"""Pythonic vsock datagram sockets over libcando.
+"""Pythonic vsock datagram sockets over libcando, shaped like :mod:`socket`.
 
-Each :class:`Server` / :class:`Client` owns one libcando instance, kept in
+:class:`Server` and :class:`Client` each own one libcando instance, kept in
 memory this object allocates (``udo_vsock_udp_get_sizeof()`` bytes) and
-releases in :meth:`close`. Addresses are ``(cid, port)`` tuples, as in
-Python's :mod:`socket`. Failures raise :class:`OSError` subclasses carrying
-``errno`` and the library's message.
+releases in :meth:`~VsockSocket.close`. :class:`Connection` is the
+socket-like object :meth:`Server.accept` returns for the new fd (and can wrap
+any AF_VSOCK datagram fd). Addresses are ``(cid, port)`` tuples, as in
+Python's :mod:`socket`.
+
+All three behave like a datagram :class:`socket.socket`: context managers,
+:meth:`~VsockSocket.fileno`, ``recv``/``recvfrom``/``recv_into``/
+``recvfrom_into``/``send``/``sendto`` with ``MSG_*`` flags,
+``settimeout``/``gettimeout``/``setblocking``/``getblocking`` with socket's
+semantics (``TimeoutError`` when a timeout expires, ``BlockingIOError`` when
+non-blocking; a timeout makes the fd ``O_NONBLOCK`` and waits with
+``poll``, as CPython does), ``EINTR`` retried per PEP 475, a
+``ResourceWarning`` for an object never closed. Failures raise the
+:class:`OSError` subclass :mod:`cando.errors` maps the ``errno`` to, carrying
+the library's message. A bad argument raises ``TypeError``/``ValueError``
+before any C call.
+
+Thread safety: as with :class:`socket.socket`, one object may be used from
+several threads (say one receiving, one sending). The per-call scratch
+objects cached to keep ``recv_into``/``send``/``sendto`` allocation-free are
+never mutated once shared, so concurrent calls cannot clobber each other.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno as _errno
+import math
+import os
+import select
+import socket as _socket
+import time
 import warnings
-from typing import Any, Callable, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Tuple, TypeVar
 
 from ._cando import ffi, lib
-from ._errors import error_from_errno
+from .errors import closed_error, error_from_errno, timeout_error
+
+__all__ = [
+    "VMADDR_CID_ANY",
+    "VMADDR_CID_HOST",
+    "VMADDR_CID_HYPERVISOR",
+    "VMADDR_CID_LOCAL",
+    "VMADDR_PORT_ANY",
+    "Address",
+    "Client",
+    "Connection",
+    "Server",
+    "VsockSocket",
+    "instance_size",
+    "local_cid",
+]
 
 Address = Tuple[int, int]
-_Self = TypeVar("_Self", bound="_VsockUDP")
+_Self = TypeVar("_Self", bound="VsockSocket")
+
 
 VMADDR_CID_ANY: int = lib.VMADDR_CID_ANY
 VMADDR_CID_HYPERVISOR: int = lib.VMADDR_CID_HYPERVISOR
@@ -27,6 +67,18 @@ VMADDR_PORT_ANY: int = lib.VMADDR_PORT_ANY
 
 _U32_MAX = 0xFFFFFFFF
 _INT_MAX = 0x7FFFFFFF
+_MAX_BUFSIZE = 1 << 30
+_EINTR = _errno.EINTR
+_EAGAIN = _errno.EAGAIN
+_NULL: Any = ffi.NULL
+_AF_VSOCK: int = lib.AF_VSOCK
+_NO_DEST = object()  # no sendto() yet: matches no address a caller can give
+_SOCKADDR_VM_SIZE: int = ffi.sizeof("struct sockaddr_vm")
+# Receive buffers for recv()/recvfrom(): no memset of bytes about to be overwritten.
+_alloc_uninit: Callable[..., Any] = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+# -- argument checks (pure Python: they run before any C call) ------------------------
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> int:
@@ -37,85 +89,163 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def _check_flags(flags: object) -> int:
-    return _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
-
-
 def _check_address(address: object) -> Address:
     """A ``(cid, port)`` destination, both unsigned 32-bit as in ``sockaddr_vm``."""
     if not isinstance(address, tuple) or len(address) != 2:
-        raise TypeError("address must be a (cid, port) tuple")
+        raise TypeError(f"address must be a (cid, port) tuple, not {type(address).__name__}")
     cid = _check_int("cid", address[0], 0, _U32_MAX)
     port = _check_int("port", address[1], 0, _U32_MAX)
     return cid, port
 
 
-def _buffer(obj: Any, name: str, writable: bool = False) -> Any:
-    """``ffi.from_buffer``, with a bad object reported as ``TypeError`` (not ``BufferError``)."""
+# MSG_* flags as the C API takes them: a pointer to an int. One immutable cdata
+# per flags value, shared by every socket and thread (never written after
+# creation); flags 0 is NULL, which the library reads as 0.
+_FLAGS: Dict[int, Any] = {}
+_FLAGS_CACHE_MAX = 256
+
+
+def _flags_ptr(flags: object) -> Any:
+    """The ``vsock_info`` argument for ``flags``: ``NULL`` for 0, else a cached ``int *``."""
+    if isinstance(flags, int) and type(flags) is not bool:  # socket.MsgFlag too
+        ptr = _FLAGS.get(flags)
+        if ptr is not None:
+            return ptr
+    value = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
+    if value == 0:
+        return _NULL
+    ptr = ffi.new("int *", value)
+    if len(_FLAGS) < _FLAGS_CACHE_MAX:
+        _FLAGS[int(value)] = ptr
+    return ptr
+
+
+def _wbuffer(obj: object) -> Any:
+    """``ffi.from_buffer`` on a writable buffer; a bad object is a ``TypeError``."""
     try:
-        return ffi.from_buffer(obj, require_writable=writable)
-    except BufferError as exc:  # read-only or non-contiguous buffer
-        kind = "a writable, contiguous" if writable else "a contiguous"
-        raise TypeError(f"{name} must be {kind} bytes-like object: {exc}") from None
+        return ffi.from_buffer(obj, require_writable=True)
+    except (BufferError, TypeError) as exc:  # read-only, non-contiguous, not a buffer
+        raise TypeError(
+            f"buffer must be a writable, contiguous bytes-like object, not "
+            f"{type(obj).__name__}: {exc}") from None
 
 
-def _payload(data: Any) -> Any:
-    view = _buffer(data, "data")
-    if len(view) == 0:
+def _rbuffer(obj: object) -> Any:
+    """``ffi.from_buffer`` on a payload, refusing what the C API refuses (size 0)."""
+    try:
+        view = ffi.from_buffer(obj)
+    except (BufferError, TypeError) as exc:
+        raise TypeError(
+            f"data must be a contiguous bytes-like object, not {type(obj).__name__}: {exc}"
+        ) from None
+    if not len(view):
         raise ValueError("data is empty: the C API sends no 0-byte datagrams (size 0 is -EINVAL)")
     return view
 
 
+def _receive_size(view: Any, nbytes: object) -> int:
+    size: int = len(view)
+    if type(nbytes) is not int or nbytes:
+        size = _check_int("nbytes", nbytes, 0, size) or size
+    if not size:
+        raise ValueError("buffer is empty")
+    return size
+
+
+def _bufsize(bufsize: object) -> int:
+    return _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
+
+
+def _check_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"timeout must be a number or None, not {type(value).__name__}")
+    timeout = float(value)
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError("timeout value out of range (must be >= 0 or None)")
+    return timeout
+
+
 def _sockaddr(address: Address) -> Any:
     addr = ffi.new("struct sockaddr_vm *")
-    addr.svm_family = lib.AF_VSOCK
+    addr.svm_family = _AF_VSOCK
     addr.svm_cid, addr.svm_port = address
     return addr
 
 
-def _raise(err: int, instance: Any = None) -> None:
-    """Raise for a failure whose cause is ``err``; the instance may say more."""
+def _error(err: int, instance: Any = None) -> OSError:
+    """The exception for a failure whose cause is ``err``; the instance may say more."""
     message = None
     if instance is not None and lib.udo_log_get_error_code(instance) == err:
         message = ffi.string(lib.udo_log_get_error(instance)).decode(errors="replace")
-    raise error_from_errno(err, message)
+    return error_from_errno(err, message)
 
 
-def _io(call: Callable[[], int], instance: Any = None) -> int:
-    """Run one C I/O call; retry on EINTR once Python's signal handlers ran (PEP 475)."""
-    while True:
-        ret = call()
-        if ret >= 0:
-            return ret
-        if ret != -_errno.EINTR:
-            _raise(-ret, instance)
-        # A handler that raises ends the retry: cffi runs pending signal
-        # handlers when the call returns, before this loop goes on.
+# -- getsockname(2)/getpeername(2): libcando has no call for them --------------------
+
+_libc: Any = None
 
 
-class _VsockUDP:
-    """What servers and clients share: the instance, its fd, receive and send."""
+def _name(fd: int, peer: bool) -> Address:
+    """The socket's (or its peer's) address, asked of the kernel (or of the wrapper)."""
+    global _libc
+    if _libc is None:
+        libc = ctypes.CDLL(None, use_errno=True)  # LD_PRELOAD wrappers come first
+        for fn in (libc.getsockname, libc.getpeername):
+            fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32)]
+            fn.restype = ctypes.c_int
+        _libc = libc
+    addr = ffi.new("struct sockaddr_vm *")
+    size = ctypes.c_uint32(_SOCKADDR_VM_SIZE)
+    call = _libc.getpeername if peer else _libc.getsockname
+    if call(fd, int(ffi.cast("uintptr_t", addr)), ctypes.byref(size)) < 0:
+        err = ctypes.get_errno()
+        raise error_from_errno(err, f"{'getpeername' if peer else 'getsockname'}: "
+                                    f"{os.strerror(err)}")
+    if addr.svm_family != _AF_VSOCK:
+        raise OSError(_errno.EAFNOSUPPORT, f"fd {fd} is not an AF_VSOCK socket")
+    return int(addr.svm_cid), int(addr.svm_port)
 
-    _closed = True  # until __init__ has an instance
 
-    def __init__(self, create: Callable[[Any, Any], Any], info_type: str,
-                 cid: object, port: object) -> None:
-        cid = _check_int("cid", cid, 0, _U32_MAX)
-        port = _check_int("port", port, -1, _INT_MAX)
-        info = ffi.new(info_type, {"vcid": cid, "port": port})
-        self._memory = ffi.new("char[]", lib.udo_vsock_udp_get_sizeof())
-        self._instance = ffi.cast("struct udo_vsock_udp *", self._memory)
-        if create(self._instance, info) == ffi.NULL:
-            # Caller memory keeps the error record after a failed create.
-            _raise(ffi.errno, self._instance)
-        self._closed = False
+class VsockSocket:
+    """What every cando datagram socket shares: fd, timeouts, receive and send.
+
+    Not instantiated directly: see :class:`Server`, :class:`Client` and
+    :class:`Connection`.
+    """
+
+    family: int = _socket.AF_VSOCK
+    type: int = _socket.SOCK_DGRAM
+    proto: int = 0
+
+    _fd = -1  # the cached fd; -1 once closed (and until __init__ has one)
+    _timeout: float | None = None
+
+    def _init_fd(self, fd: int, timeout: float | None) -> None:
+        self._fd = fd
+        # sendto()'s last destination: (the address object given, its checked
+        # value, its sockaddr_vm). Replaced whole, never mutated: thread-safe.
+        self._dest: Tuple[object, Address | None, Any] = (_NO_DEST, None, None)
+        self._addrs: List[Any] = []  # a pool of sockaddr_vm for recvfrom*
+        if timeout is not None:
+            self.settimeout(timeout)
 
     # -- lifetime ---------------------------------------------------------
+    def _release(self, fd: int) -> None:
+        raise NotImplementedError
+
     def close(self) -> None:
-        """Close the socket (``udo_vsock_udp_destroy``); calling it again does nothing."""
-        if not self._closed:
-            self._closed = True
-            lib.udo_vsock_udp_destroy(self._instance)
+        """Close the socket; calling it again does nothing."""
+        fd = self._fd
+        if fd >= 0:
+            self._fd = -1
+            self._release(fd)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._fd < 0
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -124,29 +254,259 @@ class _VsockUDP:
         self.close()
 
     def __del__(self) -> None:
-        if not self._closed:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2)
-            self.close()
+        if self._fd >= 0:
+            try:
+                warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            finally:
+                self.close()
 
     def __repr__(self) -> str:
-        if self._closed:
-            return f"<cando.{type(self).__name__} closed>"
-        state = f"fd={self.fileno()}, cid={self.cid}, port={self.port}"
-        return f"<cando.{type(self).__name__} {state}>"
+        name = type(self).__name__
+        if self._fd < 0:
+            return f"<cando.{name} closed>"
+        return f"<cando.{name} fd={self._fd}, {self._describe()}>"
 
-    def _live(self) -> Any:
-        if self._closed:
-            raise OSError(_errno.EBADF, "the vsock socket is closed")
-        return self._instance
+    def _describe(self) -> str:
+        return ""
 
-    # -- properties -------------------------------------------------------
+    def _live_fd(self) -> int:
+        fd = self._fd
+        if fd < 0:
+            raise closed_error()
+        return fd
+
     def fileno(self) -> int:
-        """The socket's fd (``udo_vsock_udp_get_fd``); -1 once closed."""
-        return -1 if self._closed else int(lib.udo_vsock_udp_get_fd(self._instance))
+        """The socket's fd; -1 once closed."""
+        return self._fd
+
+    # -- addresses --------------------------------------------------------
+    def getsockname(self) -> Address:
+        """The local ``(cid, port)``, as ``getsockname(2)`` reports it.
+
+        A socket that has not sent yet may be unbound:
+        ``(VMADDR_CID_ANY, VMADDR_PORT_ANY)``.
+        """
+        return _name(self._live_fd(), peer=False)
+
+    def getpeername(self) -> Address:
+        """The connected peer's ``(cid, port)`` (``getpeername(2)``); ``ENOTCONN`` if none."""
+        return _name(self._live_fd(), peer=True)
 
     @property
-    def closed(self) -> bool:
-        return self._closed
+    def local_address(self) -> Address:
+        """The local ``(cid, port)``: :meth:`getsockname`."""
+        return self.getsockname()
+
+    # -- timeouts, as socket.socket --------------------------------------
+    def settimeout(self, value: float | None) -> None:
+        """``None``: blocking; ``0``: non-blocking; ``> 0``: wait at most that many seconds.
+
+        As in CPython, any timeout makes the fd ``O_NONBLOCK``; waits are
+        ``poll(2)`` for the time left. An expired wait raises
+        ``TimeoutError("timed out")``, a non-blocking call that would wait
+        ``BlockingIOError``.
+        """
+        timeout = _check_timeout(value)
+        os.set_blocking(self._live_fd(), timeout is None)
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        """The timeout in seconds, ``0.0`` when non-blocking, ``None`` when blocking."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(True)`` is ``settimeout(None)``, ``False`` is ``settimeout(0.0)``."""
+        self.settimeout(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        """False when non-blocking (timeout 0.0); True otherwise, as ``socket.getblocking``."""
+        return self._timeout != 0.0
+
+    def _retry(self, ret: int, writing: bool, deadline: float, instance: Any = None) -> float:
+        """After a failed call: return the deadline to retry with, or raise.
+
+        ``EINTR``: retry (PEP 475; a signal handler that raises has already
+        propagated by the time this frame starts). ``EAGAIN`` with a
+        timeout: ``poll`` for the time left, then retry. Anything else raises.
+        """
+        err = -ret
+        if err == _EINTR:
+            return deadline
+        timeout = self._timeout
+        if err == _EAGAIN and timeout:
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + timeout
+            remaining = deadline - now
+            if remaining <= 0:
+                raise timeout_error()
+            poller = select.poll()
+            poller.register(self._live_fd(), select.POLLOUT if writing else select.POLLIN)
+            # poll() itself retries EINTR with the time left (PEP 475).
+            if not poller.poll(math.ceil(remaining * 1000)):
+                raise timeout_error()
+            return deadline
+        raise _error(err, instance)
+
+    # -- receive ----------------------------------------------------------
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Receive one datagram into ``buffer`` (zero-copy); return its size.
+
+        At most ``nbytes`` bytes (0: the whole buffer); the rest of a longer
+        datagram is discarded. Calls ``udo_vsock_udp_recv_data``.
+        """
+        view = _wbuffer(buffer)
+        size: int = len(view)
+        if not size or nbytes or type(nbytes) is not int:
+            size = _receive_size(view, nbytes)
+        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        fd = self._fd
+        if fd < 0:
+            raise closed_error()
+        deadline = 0.0
+        while True:
+            n: int = lib.udo_vsock_udp_recv_data(fd, view, size, _NULL, info)
+            if n >= 0:
+                return n
+            deadline = self._retry(n, False, deadline)
+
+    def _recvfrom_call(self, fd: int, view: Any, size: int, addr: Any, info: Any) -> int:
+        return int(lib.udo_vsock_udp_recv_data(fd, view, size, addr, info))
+
+    def _recvfrom_instance(self) -> Any:
+        return None
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
+        """Like :meth:`recv_into`, also returning the sender's ``(cid, port)``.
+
+        Calls ``udo_vsock_udp_recv_data`` (:class:`Server`:
+        ``udo_vsock_udp_server_recv_data``).
+        """
+        view = _wbuffer(buffer)
+        size = _receive_size(view, nbytes)
+        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        fd = self._live_fd()
+        pool = self._addrs
+        try:
+            addr = pool.pop()
+        except IndexError:
+            addr = ffi.new("struct sockaddr_vm *")
+        try:
+            deadline = 0.0
+            while True:
+                n = self._recvfrom_call(fd, view, size, addr, info)
+                if n >= 0:
+                    return n, (addr.svm_cid, addr.svm_port)
+                deadline = self._retry(n, False, deadline, self._recvfrom_instance())
+        finally:
+            pool.append(addr)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Address]:
+        """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
+
+        Calls ``udo_vsock_udp_recv_data`` (:class:`Server`:
+        ``udo_vsock_udp_server_recv_data``).
+        """
+        size = _bufsize(bufsize)
+        _flags_ptr(flags)  # checked before allocating up to bufsize bytes
+        buf = _alloc_uninit("char[]", size)
+        n, address = self.recvfrom_into(ffi.buffer(buf), 0, flags)
+        data: bytes = ffi.unpack(buf, n)
+        return data, address
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
+        size = _bufsize(bufsize)
+        _flags_ptr(flags)  # checked before allocating up to bufsize bytes
+        buf = _alloc_uninit("char[]", size)
+        n = self.recv_into(ffi.buffer(buf), 0, flags)
+        data: bytes = ffi.unpack(buf, n)
+        return data
+
+    # -- send -------------------------------------------------------------
+    def sendto(self, data: Any, address: Address, flags: int = 0) -> int:
+        """Send one datagram to ``(cid, port)``; return the bytes sent.
+
+        Calls ``udo_vsock_udp_send_data``.
+        """
+        dest = self._dest
+        if address is dest[0]:
+            addr = dest[2]
+        else:
+            checked = _check_address(address)
+            if checked == dest[1]:
+                addr = dest[2]
+            else:
+                addr = _sockaddr(checked)
+            self._dest = (address, checked, addr)
+        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        view = _rbuffer(data)
+        fd = self._fd
+        if fd < 0:
+            raise closed_error()
+        size = len(view)
+        deadline = 0.0
+        while True:
+            n: int = lib.udo_vsock_udp_send_data(fd, view, size, addr, info)
+            if n >= 0:
+                return n
+            deadline = self._retry(n, True, deadline)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Send one datagram to the connected peer; return the bytes sent.
+
+        Calls ``udo_vsock_udp_send_data`` without an address (the socket must
+        be connected, else ``ENOTCONN``).
+        """
+        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        view = _rbuffer(data)
+        fd = self._fd
+        if fd < 0:
+            raise closed_error()
+        size = len(view)
+        deadline = 0.0
+        while True:
+            n: int = lib.udo_vsock_udp_send_data(fd, view, size, _NULL, info)
+            if n >= 0:
+                return n
+            deadline = self._retry(n, True, deadline)
+
+
+class _Instance(VsockSocket):
+    """A socket that is a libcando instance, in memory this object owns."""
+
+    def __init__(self, create: Callable[[Any, Any], Any], info_type: str,
+                 cid: object, port: object) -> None:
+        cid = _check_int("cid", cid, 0, _U32_MAX)
+        port = _check_int("port", port, -1, _INT_MAX)
+        timeout = _socket.getdefaulttimeout()
+        info = ffi.new(info_type, {"vcid": cid, "port": port})
+        self._memory = ffi.new("char[]", instance_size())
+        self._instance: Any = ffi.cast("struct udo_vsock_udp *", self._memory)
+        if create(self._instance, info) == _NULL:
+            # Caller memory keeps the error record after a failed create.
+            raise _error(ffi.errno, self._instance)
+        self._init_fd(int(lib.udo_vsock_udp_get_fd(self._instance)), timeout)
+
+    def _release(self, fd: int) -> None:
+        """``udo_vsock_udp_destroy``: closes the fd, leaves the memory inert."""
+        lib.udo_vsock_udp_destroy(self._instance)
+
+    def close(self) -> None:
+        """Close the socket (``udo_vsock_udp_destroy``); calling it again does nothing."""
+        super().close()
+
+    def fileno(self) -> int:
+        """The socket's fd (``udo_vsock_udp_get_fd``); -1 once closed."""
+        return -1 if self._fd < 0 else int(lib.udo_vsock_udp_get_fd(self._instance))
+
+    def _describe(self) -> str:
+        return f"cid={self.cid}, port={self.port}"
+
+    def _live(self) -> Any:
+        if self._fd < 0:
+            raise closed_error()
+        return self._instance
 
     @property
     def cid(self) -> int:
@@ -161,125 +521,176 @@ class _VsockUDP:
         """
         return int(lib.udo_vsock_udp_get_port(self._live()))
 
-    # -- receive ----------------------------------------------------------
-    def _recv(self, data: Any, size: int, addr: Any, flags: int) -> int:
-        fd = lib.udo_vsock_udp_get_fd(self._live())
-        info = ffi.new("int *", flags)
-        return _io(lambda: lib.udo_vsock_udp_recv_data(fd, data, size, addr, info))
+    @property
+    def last_error(self) -> Tuple[int, str]:
+        """The instance's error record ``(code, message)`` of its last failure.
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        """Receive one datagram into ``buffer``, return its size (``udo_vsock_udp_recv_data``)."""
-        flags = _check_flags(flags)
-        view = _buffer(buffer, "buffer", writable=True)
-        nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
-        if nbytes == 0:
-            raise ValueError("buffer is empty")
-        return self._recv(view, nbytes, ffi.NULL, flags)
-
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Address]:
-        """Like :meth:`recv_into`, also returning the sender's ``(cid, port)``."""
-        flags = _check_flags(flags)
-        view = _buffer(buffer, "buffer", writable=True)
-        nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
-        if nbytes == 0:
-            raise ValueError("buffer is empty")
-        addr = ffi.new("struct sockaddr_vm *")
-        n = self._recv(view, nbytes, addr, flags)
-        return n, (int(addr.svm_cid), int(addr.svm_port))
-
-    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Address]:
-        """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
-
-        Calls ``udo_vsock_udp_recv_data``.
+        Calls ``udo_log_get_error_code`` and ``udo_log_get_error``; ``(0, "")``
+        before any failure. The code is an ``errno`` value or a
+        ``UDO_LOG_ERR_*`` code.
         """
-        flags = _check_flags(flags)  # before allocating up to bufsize bytes
-        buf = ffi.new("char[]", _check_int("bufsize", bufsize, 1, 1 << 30))
-        n, address = self.recvfrom_into(ffi.buffer(buf), 0, flags)
-        return ffi.buffer(buf, n)[:], address
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
-        flags = _check_flags(flags)  # before allocating up to bufsize bytes
-        buf = ffi.new("char[]", _check_int("bufsize", bufsize, 1, 1 << 30))
-        n = self.recv_into(ffi.buffer(buf), 0, flags)
-        data: bytes = ffi.buffer(buf, n)[:]
-        return data
-
-    # -- send -------------------------------------------------------------
-    def sendto(self, data: Any, address: Address, flags: int = 0) -> int:
-        """Send one datagram to ``(cid, port)`` (``udo_vsock_udp_send_data``)."""
-        addr = _sockaddr(_check_address(address))
-        flags = _check_flags(flags)
-        view = _payload(data)  # every argument is checked before the first C call
-        fd = lib.udo_vsock_udp_get_fd(self._live())
-        info = ffi.new("int *", flags)
-        return _io(lambda: lib.udo_vsock_udp_send_data(fd, view, len(view), addr, info))
+        inst = self._live()
+        message = ffi.string(lib.udo_log_get_error(inst)).decode(errors="replace")
+        return int(lib.udo_log_get_error_code(inst)), message
 
 
-class Server(_VsockUDP):
+class Server(_Instance):
     """A datagram socket bound to ``(cid, port)`` (``udo_vsock_udp_server_create``).
 
     ``cid`` is ``VMADDR_CID_ANY`` or the local CID; ``port`` -1 lets the
-    kernel choose (read it back from :attr:`port`).
+    kernel choose (read it back from :attr:`port`). New sockets take
+    :func:`socket.getdefaulttimeout`, as :class:`socket.socket` does.
     """
 
     def __init__(self, cid: int = VMADDR_CID_ANY, port: int = -1) -> None:
         super().__init__(lib.udo_vsock_udp_server_create,
                          "struct udo_vsock_udp_server_create_info *", cid, port)
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Address]:
-        """Receive into ``buffer`` with the sender (``udo_vsock_udp_server_recv_data``)."""
-        flags = _check_flags(flags)
-        view = _buffer(buffer, "buffer", writable=True)
-        nbytes = _check_int("nbytes", nbytes, 0, len(view)) or len(view)
-        if nbytes == 0:
-            raise ValueError("buffer is empty")
-        inst = self._live()
-        addr = ffi.new("struct sockaddr_vm *")
-        info = ffi.new("int *", flags)
-        n = _io(lambda: lib.udo_vsock_udp_server_recv_data(inst, view, nbytes, addr, info), inst)
-        return n, (int(addr.svm_cid), int(addr.svm_port))
+    def _recvfrom_call(self, fd: int, view: Any, size: int, addr: Any, info: Any) -> int:
+        return int(lib.udo_vsock_udp_server_recv_data(self._instance, view, size, addr, info))
 
-    def accept(self, address: Address) -> int:
-        """A new fd bound to this server's address and connected to ``address``.
+    def _recvfrom_instance(self) -> Any:
+        return self._instance
 
-        Calls ``udo_vsock_udp_server_accept``. No Linux AF_VSOCK transport
-        lets two sockets bind one address, so there it raises ``OSError``
-        with ``EADDRINUSE``. The caller owns the returned fd.
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
+        """Receive into ``buffer`` (zero-copy), with the sender ``(cid, port)``.
+
+        Calls ``udo_vsock_udp_server_recv_data``.
         """
-        addr = _sockaddr(_check_address(address))
+        return super().recvfrom_into(buffer, nbytes, flags)
+
+    def getsockname(self) -> Address:
+        """The bound ``(cid, port)`` (``udo_vsock_udp_get_vcid``, ``udo_vsock_udp_get_port``)."""
         inst = self._live()
+        return int(lib.udo_vsock_udp_get_vcid(inst)), int(lib.udo_vsock_udp_get_port(inst))
+
+    def accept(self, address: Address) -> Connection:
+        """A new socket bound to this server's address and connected to ``address``.
+
+        Calls ``udo_vsock_udp_server_accept`` and wraps the new fd in a
+        :class:`Connection` (which owns and closes it). No Linux AF_VSOCK
+        transport lets two sockets bind one address, so there it raises
+        ``OSError`` with ``EADDRINUSE``.
+        """
+        checked = _check_address(address)
+        inst = self._live()
+        addr = _sockaddr(checked)
         fd = int(lib.udo_vsock_udp_server_accept(inst, addr))
         if fd < 0:
-            _raise(ffi.errno, inst)
-        return fd
+            raise _error(ffi.errno, inst)
+        return Connection(fd, peer=checked)
 
 
-class Client(_VsockUDP):
-    """A datagram socket that sends to ``(cid, port)`` (``udo_vsock_udp_client_create``)."""
+class Client(_Instance):
+    """A datagram socket that sends to ``(cid, port)`` (``udo_vsock_udp_client_create``).
+
+    The socket is not bound until it first sends (or :meth:`connect`\\s).
+    :attr:`cid` and :attr:`port` are the destination.
+    """
 
     def __init__(self, cid: int, port: int) -> None:
         super().__init__(lib.udo_vsock_udp_client_create,
                          "struct udo_vsock_udp_client_create_info *", cid, port)
 
+    @property
+    def destination(self) -> Address:
+        """The ``(cid, port)`` :meth:`send` sends to (``udo_vsock_udp_get_vcid``/``_port``)."""
+        return self.cid, self.port
+
     def connect(self) -> None:
-        """Make the destination the socket's default peer (``udo_vsock_udp_client_connect``)."""
+        """Make the destination the socket's peer (``udo_vsock_udp_client_connect``).
+
+        After it, :meth:`getpeername` reports the destination and only its
+        datagrams are meant for this socket.
+        """
         inst = self._live()
         if lib.udo_vsock_udp_client_connect(inst) < 0:
-            _raise(ffi.errno, inst)
+            raise _error(ffi.errno, inst)
 
     def send(self, data: Any, flags: int = 0) -> int:
-        """Send one datagram to the destination (``udo_vsock_udp_client_send_data``)."""
-        flags = _check_flags(flags)
-        inst = self._live()
-        view = _payload(data)
-        info = ffi.new("int *", flags)
-        return _io(lambda: lib.udo_vsock_udp_client_send_data(inst, view, len(view), info), inst)
+        """Send one datagram to the destination (``udo_vsock_udp_client_send_data``).
+
+        No :meth:`connect` is needed. Returns the bytes sent.
+        """
+        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        view = _rbuffer(data)
+        if self._fd < 0:
+            raise closed_error()
+        inst = self._instance
+        size = len(view)
+        deadline = 0.0
+        while True:
+            n: int = lib.udo_vsock_udp_client_send_data(inst, view, size, info)
+            if n >= 0:
+                return n
+            deadline = self._retry(n, True, deadline, inst)
+
+
+class Connection(VsockSocket):
+    """A socket-like object over an AF_VSOCK datagram fd (what :meth:`Server.accept` returns).
+
+    It owns ``fd`` and closes it in :meth:`close`. ``peer``, if given, is
+    the address the fd is connected to (:meth:`Server.accept` knows it); else
+    it is asked of the kernel. An fd already ``O_NONBLOCK`` starts
+    non-blocking (timeout 0.0); otherwise :func:`socket.getdefaulttimeout`
+    applies. Sends without an address go to the peer
+    (``udo_vsock_udp_send_data``); receives use ``udo_vsock_udp_recv_data``.
+    """
+
+    def __init__(self, fd: int, *, peer: Address | None = None) -> None:
+        fd = _check_int("fd", fd, 0, _INT_MAX)
+        if peer is not None:
+            peer = _check_address(peer)
+        _name(fd, peer=False)  # an AF_VSOCK socket, or OSError (the fd stays the caller's)
+        self._peer = peer
+        nonblocking = not os.get_blocking(fd)
+        self._init_fd(fd, 0.0 if nonblocking else _socket.getdefaulttimeout())
+
+    def _release(self, fd: int) -> None:
+        os.close(fd)
+
+    def close(self) -> None:
+        """Close the fd (``close(2)``); calling it again does nothing."""
+        super().close()
+
+    def detach(self) -> int:
+        """Give up the fd without closing it; return it (-1 if already closed)."""
+        fd = self._fd
+        self._fd = -1
+        return fd
+
+    def getpeername(self) -> Address:
+        """The peer ``(cid, port)``: the one :meth:`Server.accept` was given, else the kernel's."""
+        self._live_fd()
+        if self._peer is not None:
+            return self._peer
+        return super().getpeername()
+
+    @property
+    def cid(self) -> int:
+        """The local CID (from :meth:`getsockname`)."""
+        return self.getsockname()[0]
+
+    @property
+    def port(self) -> int:
+        """The local port (from :meth:`getsockname`)."""
+        return self.getsockname()[1]
+
+    def _describe(self) -> str:
+        try:
+            return f"local={self.getsockname()}"
+        except OSError:
+            return ""
+
+
+def instance_size() -> int:
+    """Bytes a libcando instance needs (``udo_vsock_udp_get_sizeof``)."""
+    return int(lib.udo_vsock_udp_get_sizeof())
 
 
 def local_cid() -> int:
     """The local CID (``udo_vsock_udp_get_local_vcid``); raises ``OSError`` if there is none."""
     cid = int(lib.udo_vsock_udp_get_local_vcid())
     if cid == _U32_MAX:
-        _raise(ffi.errno)
+        raise _error(ffi.errno)
     return cid
