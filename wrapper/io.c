@@ -1,8 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Sending and receiving.  Every send funnels into vsw_sendmsg() and every
- * receive into vsw_recvmsg(), which carry the vsock rules; the data itself
- * moves by one AF_UNIX sendmsg/recvmsg on the caller's own iovec.
+ * Sending and receiving.  Every send funnels into p_send() and every receive
+ * into p_recv(), which carry the vsock rules; the data itself moves by one
+ * AF_UNIX system call on the caller's own buffers (sendto/recvfrom for one
+ * buffer, sendmsg/recvmsg for an iovec).  sendmmsg/recvmmsg take one pass: one
+ * ownership check and one lock for the whole batch, the names translated into
+ * a stack array, and one AF_UNIX sendmmsg/recvmmsg per 64 messages.
+ *
+ * The hot path (measured with callgrind, see benchmarks/README.md): one
+ * fstat (the stale-fd check of fdtab.c) and one lock per call, world names
+ * formatted and parsed by hand (snprintf was 2/3 of a send).
  *
  * Full receiver (AF_UNIX blocks the sender when the peer's queue holds
  * net.unix.max_dgram_qlen datagrams; the kernel's vsock never blocks, it drops):
@@ -24,6 +31,9 @@
 
 void __chk_fail(void) __attribute__((noreturn));
 
+/* Messages translated per AF_UNIX sendmmsg/recvmmsg: the names live on the stack. */
+#define P_CHUNK 64u
+
 static ssize_t p_fail(int err)
 {
 	errno = err;
@@ -39,98 +49,244 @@ static size_t p_iov_total(const struct iovec *iov, size_t n)
 	return total;
 }
 
-/* The destination, per vsock_dgram_sendmsg(): the address given if it is a
- * valid sockaddr_vm, else the connected peer, else EINVAL.  Auto-binds first,
- * as the kernel does, even when the send then fails. */
-static int p_destination(int fd, const struct msghdr *msg, struct sockaddr_vm *dst)
+/*
+ * fd's state, with the lock held, if the table says fd is an emulated
+ * socket; else NULL and the lock is not held.  A miss costs no lock.
+ *
+ * Unlike vsw_owned(), no fstat: the stale-fd check (an fd closed behind our
+ * back and reused) would be a second system call per datagram, the largest
+ * cost the wrapper added.  The I/O calls make it when their result shows a
+ * file that may not be ours (p_foreign, p_recv), and then answer as the
+ * native call does; see wrapper/README.md for what that leaves out.
+ */
+static struct vsw_obj *p_lock_sock(int fd)
 {
 	struct vsw_obj *o;
-	int rc;
 
+	if (!vsw_find(fd))
+		return NULL;
 	vsw_lock();
 	o = vsw_find(fd);
-	rc = o ? vsw_autobind_locked(fd, o) : -EBADF;
-	if (rc) {
-		/* nothing */
-	} else if (msg->msg_name && msg->msg_namelen &&
-		   !vsw_addr_check(msg->msg_name, msg->msg_namelen)) {
+	if (o && o->kind == VSW_SOCK)
+		return o;
+	vsw_unlock();
+	return NULL;
+}
+
+/* After an I/O call on fd failed: true if fd is no longer the socket we
+ * registered (the entry is then forgotten and the caller redoes the call
+ * natively; nothing was transferred).  errno is kept. */
+static bool p_foreign(int fd)
+{
+	int saved = errno;
+	bool foreign;
+
+	if (saved == EAGAIN || saved == EINTR)
+		return false;	/* what our own sockets answer, the hot failures */
+	foreign = vsw_owned(fd) != VSW_SOCK;
+	errno = saved;
+	return foreign;
+}
+
+/* Decimal digits of v, written backwards ending at end; returns the start. */
+static char *p_u32(char *end, uint32_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
+/* vsw_world_name(), without snprintf or clearing the whole sockaddr_un. */
+static socklen_t p_world_name(struct sockaddr_un *sun, uint32_t cid, uint32_t port)
+{
+	char digits[24], *end = digits + sizeof(digits), *p;
+	size_t n;
+
+	p = p_u32(end, port);
+	*--p = '/';
+	p = p_u32(p, cid);
+	n = (size_t)(end - p);
+	if (vsw_cfg.prefix_len + n >= sizeof(sun->sun_path))
+		return vsw_world_name(sun, cid, port);	/* truncated, as snprintf does */
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len);
+	memcpy(sun->sun_path + vsw_cfg.prefix_len, p, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + vsw_cfg.prefix_len + n);
+}
+
+/* 1 to 10 decimal digits up to UINT32_MAX, as addr.c's parser takes them. */
+static bool p_parse_u32(const char *s, size_t len, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	if (len == 0 || len > 10)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* vsw_name_to_vm(): "<prefix><cid>/<port>" or (ANY, ANY); one pass over the name. */
+static void p_name_to_vm(const struct sockaddr_un *sun, socklen_t len, struct sockaddr_vm *vm)
+{
+	size_t plen = len > offsetof(struct sockaddr_un, sun_path) ?
+		len - offsetof(struct sockaddr_un, sun_path) : 0;
+	const char *p = sun->sun_path + vsw_cfg.prefix_len, *slash;
+	uint32_t cid, port;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->svm_family = AF_VSOCK;
+	vm->svm_cid = VMADDR_CID_ANY;
+	vm->svm_port = VMADDR_PORT_ANY;
+	if (sun->sun_family != AF_UNIX || plen <= vsw_cfg.prefix_len ||
+	    memcmp(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len))
+		return;
+	plen -= vsw_cfg.prefix_len;
+	/* The last '/', as addr.c: a name with two fails the digit check either way. */
+	slash = memrchr(p, '/', plen);
+	if (!slash || !p_parse_u32(p, (size_t)(slash - p), &cid) ||
+	    !p_parse_u32(slash + 1, plen - (size_t)(slash - p) - 1, &port))
+		return;
+	vm->svm_cid = cid;
+	vm->svm_port = port;
+}
+
+/* The destination, per vsock_dgram_sendmsg(): the address given if it is a
+ * valid sockaddr_vm, else the connected peer, else EINVAL.  Auto-binds first,
+ * as the kernel does, even when the send then fails.  Under the lock. */
+static int p_destination_locked(int fd, struct vsw_obj *o, const struct msghdr *msg,
+				struct sockaddr_vm *dst)
+{
+	int rc = vsw_autobind_locked(fd, o);
+
+	if (rc)
+		return rc;
+	if (msg->msg_name && msg->msg_namelen &&
+	    !vsw_addr_check(msg->msg_name, msg->msg_namelen)) {
 		memcpy(dst, msg->msg_name, sizeof(*dst));
 		if (dst->svm_cid == VMADDR_CID_ANY)
 			dst->svm_cid = vsw_cfg.cid;
-	} else if (o->connected) {
+		return 0;
+	}
+	if (o->connected) {
 		/* The kernel rewrites the stored peer, visible to getpeername. */
 		if (o->peer.svm_cid == VMADDR_CID_ANY)
 			o->peer.svm_cid = vsw_cfg.cid;
 		memcpy(dst, &o->peer, sizeof(*dst));
-	} else {
-		rc = -EINVAL;
+		return 0;
 	}
-	vsw_unlock();
-	if (!rc && dst->svm_port == VMADDR_PORT_ANY)
-		rc = -EINVAL;
-	/* VMCI's dgram_allow(): the hypervisor only on its PBRPC port. */
-	if (!rc && dst->svm_cid == VMADDR_CID_HYPERVISOR && dst->svm_port != VSW_VMCI_PBRPC_PORT)
-		rc = -EINVAL;
-	return rc;
+	return -EINVAL;
 }
 
-ssize_t vsw_sendmsg(int fd, const struct msghdr *msg, int flags, const char *call)
+/* Everything vsock checks before a datagram leaves, in the kernel's order,
+ * under the lock: 0 with the AF_UNIX name in sun/len, or -errno. */
+static int p_route_locked(int fd, struct vsw_obj *o, const struct msghdr *msg, size_t *total,
+			  struct sockaddr_vm *dst, struct sockaddr_un *sun, socklen_t *len)
+{
+	int rc;
+
+	if (msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov))
+		return msg->msg_iovlen > IOV_MAX ? -EMSGSIZE : -EFAULT;
+	*total = p_iov_total(msg->msg_iov, msg->msg_iovlen);
+	rc = p_destination_locked(fd, o, msg, dst);
+	if (rc)
+		return rc;
+	if (dst->svm_port == VMADDR_PORT_ANY)
+		return -EINVAL;
+	/* VMCI's dgram_allow(): the hypervisor only on its PBRPC port. */
+	if (dst->svm_cid == VMADDR_CID_HYPERVISOR && dst->svm_port != VSW_VMCI_PBRPC_PORT)
+		return -EINVAL;
+	/* vmci_transport_dgram_enqueue(): the size first, then the route.  The
+	 * host reaches neither the hypervisor nor a loopback CID. */
+	if (*total > vsw_cfg.max_dgram)
+		return -EMSGSIZE;
+	if (dst->svm_cid == VMADDR_CID_HYPERVISOR || dst->svm_cid == VMADDR_CID_LOCAL)
+		return -EINVAL;
+	*len = p_world_name(sun, dst->svm_cid, dst->svm_port);
+	return 0;
+}
+
+static int p_send_flags(int flags)
+{
+	return MSG_NOSIGNAL | (vsw_cfg.drop ? MSG_DONTWAIT : (flags & MSG_DONTWAIT));
+}
+
+/* A failed AF_UNIX send, as vsock reports it. */
+static void p_send_errno(void)
+{
+	if (errno == ECONNREFUSED || errno == ENOENT)
+		errno = EHOSTUNREACH;	/* nobody bound there */
+}
+
+/* One datagram; o is fd's state and the lock is held (p_lock_sock), released here. */
+static ssize_t p_send(int fd, struct vsw_obj *o, const struct msghdr *msg, int flags,
+		      const char *call)
 {
 	struct sockaddr_vm dst = { .svm_cid = VMADDR_CID_ANY, .svm_port = VMADDR_PORT_ANY };
 	struct sockaddr_un sun;
-	struct msghdr m;
+	socklen_t len = 0;
 	size_t total = 0;
 	ssize_t n;
 	int rc;
 
 	if (flags & MSG_OOB) {
+		vsw_unlock();
 		n = p_fail(EOPNOTSUPP);
 		goto out;
 	}
-	if (msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov)) {
-		n = p_fail(msg->msg_iovlen > IOV_MAX ? EMSGSIZE : EFAULT);
-		goto out;
-	}
-	total = p_iov_total(msg->msg_iov, msg->msg_iovlen);
-	rc = p_destination(fd, msg, &dst);
+	rc = p_route_locked(fd, o, msg, &total, &dst, &sun, &len);
+	vsw_unlock();
 	if (rc) {
 		n = p_fail(-rc);
 		goto out;
 	}
-	/* vmci_transport_dgram_enqueue(): the size first, then the route.  The
-	 * host reaches neither the hypervisor nor a loopback CID. */
-	if (total > vsw_cfg.max_dgram) {
-		n = p_fail(EMSGSIZE);
-		goto out;
-	}
-	if (dst.svm_cid == VMADDR_CID_HYPERVISOR || dst.svm_cid == VMADDR_CID_LOCAL) {
-		n = p_fail(EINVAL);
-		goto out;
-	}
-	memset(&m, 0, sizeof(m));
-	m.msg_name = &sun;
-	m.msg_namelen = vsw_world_name(&sun, dst.svm_cid, dst.svm_port);
-	m.msg_iov = msg->msg_iov;
-	m.msg_iovlen = msg->msg_iovlen;
 	/* No control data: vsock ignores it, AF_UNIX would pass fds. */
-	n = vsw_real.sendmsg(fd, &m, MSG_NOSIGNAL |
-			     (vsw_cfg.drop ? MSG_DONTWAIT : (flags & MSG_DONTWAIT)));
-	if (n < 0 && (errno == ECONNREFUSED || errno == ENOENT))
-		errno = EHOSTUNREACH;	/* nobody bound there */
-	else if (n < 0 && errno == EAGAIN && vsw_cfg.drop)
+	if (msg->msg_iovlen == 1) {
+		n = vsw_real.sendto(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len,
+				    p_send_flags(flags), (struct sockaddr *)&sun, len);
+	} else {
+		struct msghdr m = { .msg_name = &sun, .msg_namelen = len,
+				    .msg_iov = msg->msg_iov, .msg_iovlen = msg->msg_iovlen };
+
+		n = vsw_real.sendmsg(fd, &m, p_send_flags(flags));
+	}
+	if (n < 0 && errno == EAGAIN && vsw_cfg.drop)
 		n = (ssize_t)total;	/* dropped, and reported sent, like the kernel */
+	else if (n < 0)
+		p_send_errno();
 out:
-	if (call)
+	if (call && vsw_cfg.debug)
 		vsw_trace(call, fd, n, ", %zu bytes to %u:%u", total, dst.svm_cid, dst.svm_port);
 	return n;
 }
 
-ssize_t vsw_recvmsg(int fd, struct msghdr *msg, int flags, const char *call)
+ssize_t vsw_sendmsg(int fd, const struct msghdr *msg, int flags, const char *call)
+{
+	struct vsw_obj *o = p_lock_sock(fd);
+
+	if (!o)
+		return p_fail(EBADF);
+	return p_send(fd, o, msg, flags, call);
+}
+
+/* One datagram into the caller's buffers; the caller made sure fd is ours. */
+/* plain: recvfrom/recv/read, whose callers read no msg_flags: one recvfrom then. */
+static ssize_t p_recv(int fd, struct msghdr *msg, int flags, bool plain, const char *call)
 {
 	struct sockaddr_un sun;
 	struct sockaddr_vm vm;
-	struct msghdr m;
+	socklen_t len = sizeof(sun);
 	ssize_t n;
+	int rflags, raw_flags = 0;
 
 	if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
 		n = p_fail(EOPNOTSUPP);
@@ -140,45 +296,81 @@ ssize_t vsw_recvmsg(int fd, struct msghdr *msg, int flags, const char *call)
 		n = p_fail(EINVAL);
 		goto out;
 	}
-	memset(&m, 0, sizeof(m));
-	m.msg_name = &sun;
-	m.msg_namelen = sizeof(sun);
-	m.msg_iov = msg->msg_iov;
-	m.msg_iovlen = msg->msg_iovlen;
 	/* MSG_TRUNC is dropped: vsock ignores it, AF_UNIX would return the full
-	 * length.  Truncation still shows in msg_flags. */
-	n = vsw_real.recvmsg(fd, &m, flags & (MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC));
-	if (n < 0)
-		goto out;
-	msg->msg_flags = m.msg_flags & (MSG_TRUNC | MSG_CMSG_CLOEXEC);
-	msg->msg_controllen = 0;
+	 * length.  Truncation still shows in msg_flags (recvmsg only). */
+	rflags = flags & (MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	sun.sun_family = AF_UNSPEC;	/* read only if msg_name; -O3 cannot tell */
+	if (plain) {
+		n = vsw_real.recvfrom(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len,
+				      rflags, msg->msg_name ? (struct sockaddr *)&sun : NULL,
+				      msg->msg_name ? &len : NULL);
+		if (n < 0)
+			goto out;
+	} else {
+		struct msghdr m = { .msg_name = &sun, .msg_namelen = len,
+				    .msg_iov = msg->msg_iov, .msg_iovlen = msg->msg_iovlen };
+
+		n = vsw_real.recvmsg(fd, &m, rflags);
+		if (n < 0)
+			goto out;
+		len = m.msg_namelen;
+		raw_flags = m.msg_flags;
+		msg->msg_flags = m.msg_flags & (MSG_TRUNC | MSG_CMSG_CLOEXEC);
+		msg->msg_controllen = 0;
+	}
 	if (msg->msg_name) {
-		vsw_name_to_vm(&sun, m.msg_namelen, &vm);
-		vsw_addr_out(&vm, msg->msg_name, &msg->msg_namelen);
+		p_name_to_vm(&sun, len, &vm);
+		if (vm.svm_port == VMADDR_PORT_ANY && vsw_owned(fd) != VSW_SOCK) {
+			/* Not from our world, and fd is not ours any more: the native answer. */
+			memcpy(msg->msg_name, &sun, msg->msg_namelen < len ? msg->msg_namelen : len);
+			msg->msg_namelen = len;
+			if (!plain)
+				msg->msg_flags = raw_flags;
+		} else {
+			vsw_addr_out(&vm, msg->msg_name, &msg->msg_namelen);
+		}
 	}
 out:
-	if (call)
+	if (call && vsw_cfg.debug)
 		vsw_trace(call, fd, n, NULL);
 	return n;
+}
+
+ssize_t vsw_recvmsg(int fd, struct msghdr *msg, int flags, const char *call)
+{
+	return p_recv(fd, msg, flags, false, call);
+}
+
+/* Is fd an emulated socket, as the table says?  For the receive side. */
+static bool p_ours(int fd)
+{
+	if (!p_lock_sock(fd))
+		return false;
+	vsw_unlock();
+	return true;
 }
 
 /* ---- the send family ---- */
 
 VSW_API ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
+	struct vsw_obj *o;
 	struct msghdr m;
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.sendmsg(fd, msg, flags);
-	if (!msg)
-		return p_fail(EFAULT);
+	if (!msg || (int)msg->msg_namelen < 0) {
+		vsw_unlock();
+		return p_fail(!msg ? EFAULT : EINVAL);
+	}
 	m = *msg;
-	if ((int)m.msg_namelen < 0)
-		return p_fail(EINVAL);
 	if (m.msg_namelen > sizeof(struct sockaddr_storage))
 		m.msg_namelen = sizeof(struct sockaddr_storage);
-	return vsw_sendmsg(fd, &m, flags, "sendmsg");
+	n = p_send(fd, o, &m, flags, "sendmsg");
+	return n < 0 && p_foreign(fd) ? vsw_real.sendmsg(fd, msg, flags) : n;
 }
 
 VSW_API ssize_t sendto(int fd, const void *buf, size_t len, int flags,
@@ -186,86 +378,170 @@ VSW_API ssize_t sendto(int fd, const void *buf, size_t len, int flags,
 {
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct vsw_obj *o;
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.sendto(fd, buf, len, flags, to, tolen);
 	if (to) {
-		if ((int)tolen < 0 || tolen > sizeof(struct sockaddr_storage))
+		if ((int)tolen < 0 || tolen > sizeof(struct sockaddr_storage)) {
+			vsw_unlock();
 			return p_fail(EINVAL);
+		}
 		m.msg_name = (void *)to;
 		m.msg_namelen = tolen;
 	}
-	return vsw_sendmsg(fd, &m, flags, "sendto");
+	n = p_send(fd, o, &m, flags, "sendto");
+	return n < 0 && p_foreign(fd) ? vsw_real.sendto(fd, buf, len, flags, to, tolen) : n;
 }
 
 VSW_API ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct vsw_obj *o;
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.send(fd, buf, len, flags);
-	return vsw_sendmsg(fd, &m, flags, "send");
+	n = p_send(fd, o, &m, flags, "send");
+	return n < 0 && p_foreign(fd) ? vsw_real.send(fd, buf, len, flags) : n;
 }
 
 VSW_API ssize_t write(int fd, const void *buf, size_t len)
 {
 	struct iovec iov = { (void *)buf, len };
 	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct vsw_obj *o;
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.write(fd, buf, len);
-	return vsw_sendmsg(fd, &m, 0, "write");
+	n = p_send(fd, o, &m, 0, "write");
+	return n < 0 && p_foreign(fd) ? vsw_real.write(fd, buf, len) : n;
 }
 
 VSW_API ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
 	struct msghdr m = { .msg_iov = (struct iovec *)iov };
+	struct vsw_obj *o;
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.writev(fd, iov, cnt);
-	if (cnt < 0 || cnt > IOV_MAX)
+	if (cnt < 0 || cnt > IOV_MAX) {
+		vsw_unlock();
 		return p_fail(EINVAL);
+	}
 	m.msg_iovlen = (size_t)cnt;
-	return vsw_sendmsg(fd, &m, 0, "writev");
+	n = p_send(fd, o, &m, 0, "writev");
+	return n < 0 && p_foreign(fd) ? vsw_real.writev(fd, iov, cnt) : n;
 }
 
+/*
+ * One pass: the lock is taken once per chunk of P_CHUNK messages, every
+ * message is routed (stopping at the first the kernel would refuse), and the
+ * routed ones go out in one AF_UNIX sendmmsg.  Like the kernel, an error is
+ * reported only if nothing was sent.
+ */
 VSW_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-	unsigned int i;
-	ssize_t n = 0;
+	struct sockaddr_un sun[P_CHUNK];
+	struct mmsghdr mm[P_CHUNK];
+	size_t total[P_CHUNK];
+	struct sockaddr_vm dst;
+	struct vsw_obj *o;
+	unsigned int done = 0, n, i, sent;
+	int rc = 0, r;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	o = p_lock_sock(fd);
+	if (!o)
 		return vsw_real.sendmmsg(fd, vec, vlen, flags);
 	if (vlen > UIO_MAXIOV)
 		vlen = UIO_MAXIOV;
-	for (i = 0; i < vlen; i++) {
-		n = vsw_sendmsg(fd, &vec[i].msg_hdr, flags, NULL);
-		if (n < 0)
-			break;
-		vec[i].msg_len = (unsigned int)n;
+	if (flags & MSG_OOB) {
+		vsw_unlock();
+		rc = -EOPNOTSUPP;
+		goto out;
 	}
-	/* Like the kernel: an error is reported only if nothing was sent. */
-	n = i ? (ssize_t)i : n;
-	vsw_trace("sendmmsg", fd, n, ", %u", vlen);
-	return (int)n;
+	while (done < vlen) {
+		n = vlen - done < P_CHUNK ? vlen - done : P_CHUNK;
+		if (done && !(o = p_lock_sock(fd))) {
+			rc = -EBADF;	/* closed by another thread meanwhile */
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			const struct msghdr *msg = &vec[done + i].msg_hdr;
+
+			rc = p_route_locked(fd, o, msg, &total[i], &dst, &sun[i],
+					    &mm[i].msg_hdr.msg_namelen);
+			if (rc)
+				break;
+			mm[i].msg_hdr.msg_name = &sun[i];
+			mm[i].msg_hdr.msg_iov = msg->msg_iov;
+			mm[i].msg_hdr.msg_iovlen = msg->msg_iovlen;
+			mm[i].msg_hdr.msg_control = NULL;
+			mm[i].msg_hdr.msg_controllen = 0;
+			mm[i].msg_hdr.msg_flags = 0;
+		}
+		vsw_unlock();
+		n = i;	/* the routed ones */
+		for (sent = 0; sent < n; ) {
+			r = vsw_real.sendmmsg(fd, mm + sent, n - sent, p_send_flags(flags));
+			if (r < 0 && errno == EAGAIN && vsw_cfg.drop) {
+				/* dropped, and reported sent, like the kernel */
+				vec[done + sent].msg_len = (unsigned int)total[sent];
+				sent++;
+				continue;
+			}
+			if (r < 0) {
+				p_send_errno();
+				rc = -errno;
+				break;
+			}
+			for (i = sent; i < sent + (unsigned int)r; i++)
+				vec[done + i].msg_len = mm[i].msg_len;
+			sent += (unsigned int)r;
+		}
+		done += sent;
+		if (rc || sent < n)
+			break;
+	}
+out:
+	if (done || !rc) {
+		r = (int)done;
+	} else {
+		errno = -rc;
+		if (p_foreign(fd))
+			return vsw_real.sendmmsg(fd, vec, vlen, flags);
+		r = -1;
+	}
+	vsw_trace("sendmmsg", fd, r, ", %u", vlen);
+	return r;
 }
 
 /* ---- the receive family ---- */
 
 VSW_API ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
+	ssize_t n;
+
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recvmsg(fd, msg, flags);
 	if (!msg)
 		return p_fail(EFAULT);
-	return vsw_recvmsg(fd, msg, flags, "recvmsg");
+	n = p_recv(fd, msg, flags, false, "recvmsg");
+	return n < 0 && p_foreign(fd) ? vsw_real.recvmsg(fd, msg, flags) : n;
 }
 
 static ssize_t p_recvfrom(int fd, void *buf, size_t len, int flags,
@@ -279,7 +555,7 @@ static ssize_t p_recvfrom(int fd, void *buf, size_t len, int flags,
 		m.msg_name = from;
 		m.msg_namelen = *fromlen;
 	}
-	n = vsw_recvmsg(fd, &m, flags, call);
+	n = p_recv(fd, &m, flags, true, call);
 	if (n >= 0 && from && fromlen)
 		*fromlen = m.msg_namelen;
 	return n;
@@ -288,26 +564,33 @@ static ssize_t p_recvfrom(int fd, void *buf, size_t len, int flags,
 VSW_API ssize_t recvfrom(int fd, void *buf, size_t len, int flags,
 			 struct sockaddr *from, socklen_t *fromlen)
 {
+	ssize_t n;
+
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recvfrom(fd, buf, len, flags, from, fromlen);
-	return p_recvfrom(fd, buf, len, flags, from, fromlen, "recvfrom");
+	n = p_recvfrom(fd, buf, len, flags, from, fromlen, "recvfrom");
+	return n < 0 && p_foreign(fd) ? vsw_real.recvfrom(fd, buf, len, flags, from, fromlen) : n;
 }
 
 VSW_API ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
+	ssize_t n;
+
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recv(fd, buf, len, flags);
-	return p_recvfrom(fd, buf, len, flags, NULL, NULL, "recv");
+	n = p_recvfrom(fd, buf, len, flags, NULL, NULL, "recv");
+	return n < 0 && p_foreign(fd) ? vsw_real.recv(fd, buf, len, flags) : n;
 }
 
 VSW_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
 	struct msghdr m = { .msg_iov = (struct iovec *)iov };
+	ssize_t n;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.readv(fd, iov, cnt);
 	if (cnt < 0 || cnt > IOV_MAX)
 		return p_fail(EINVAL);
@@ -315,38 +598,47 @@ VSW_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 	/* sock_read_iter(): an empty read returns 0 and leaves the datagram queued. */
 	if (!p_iov_total(iov, (size_t)cnt))
 		return 0;
-	return vsw_recvmsg(fd, &m, 0, "readv");
+	n = p_recv(fd, &m, 0, false, "readv");
+	return n < 0 && p_foreign(fd) ? vsw_real.readv(fd, iov, cnt) : n;
 }
 
 VSW_API ssize_t read(int fd, void *buf, size_t len)
 {
+	ssize_t n;
+
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.read(fd, buf, len);
 	if (!len)
 		return 0;
-	return p_recvfrom(fd, buf, len, 0, NULL, NULL, "read");
+	n = p_recvfrom(fd, buf, len, 0, NULL, NULL, "read");
+	return n < 0 && p_foreign(fd) ? vsw_real.read(fd, buf, len) : n;
 }
 
-static bool p_expired(const struct timespec *start, const struct timespec *limit)
+static long long p_ns(const struct timespec *t)
 {
-	struct timespec now;
-	long long ns;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ns = (now.tv_sec - start->tv_sec) * 1000000000LL + (now.tv_nsec - start->tv_nsec);
-	return ns >= limit->tv_sec * 1000000000LL + limit->tv_nsec;
+	return t->tv_sec * 1000000000LL + t->tv_nsec;
 }
 
+/*
+ * One pass: an AF_UNIX recvmmsg per chunk of P_CHUNK messages into the
+ * caller's iovecs, names translated in place afterwards.  The kernel looks at
+ * MSG_WAITFORONE and the timeout between datagrams; so does the AF_UNIX
+ * recvmmsg within a chunk, and this loop between chunks.
+ */
 VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		     struct timespec *timeout)
 {
-	struct timespec start;
-	unsigned int i;
-	ssize_t n = 0;
+	struct sockaddr_un sun[P_CHUNK];
+	struct mmsghdr mm[P_CHUNK];
+	struct timespec start, now, left;
+	struct sockaddr_vm vm;
+	unsigned int done = 0, n, i;
+	int r, rflags, err = 0;
+	bool foreign = false;
 
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recvmmsg(fd, vec, vlen, flags, timeout);
 	if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 ||
 			timeout->tv_nsec >= 1000000000L))
@@ -355,22 +647,80 @@ VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		clock_gettime(CLOCK_MONOTONIC, &start);
 	if (vlen > UIO_MAXIOV)
 		vlen = UIO_MAXIOV;
+	if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
+		err = EOPNOTSUPP;
+		vlen = 0;
+	}
+	/* As p_recv, per message: a negative name length stops the batch there. */
 	for (i = 0; i < vlen; i++) {
-		n = vsw_recvmsg(fd, &vec[i].msg_hdr, flags & ~MSG_WAITFORONE, NULL);
-		if (n < 0)
-			break;
-		vec[i].msg_len = (unsigned int)n;
-		if (flags & MSG_WAITFORONE)
-			flags |= MSG_DONTWAIT;
-		/* As in the kernel, the timeout is looked at between datagrams only. */
-		if (timeout && p_expired(&start, timeout)) {
-			i++;
+		if (vec[i].msg_hdr.msg_name && (int)vec[i].msg_hdr.msg_namelen < 0) {
+			err = EINVAL;
+			vlen = i;
 			break;
 		}
 	}
-	n = i ? (ssize_t)i : n;
-	vsw_trace("recvmmsg", fd, n, ", %u", vlen);
-	return (int)n;
+	rflags = flags & (MSG_PEEK | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_WAITFORONE);
+	while (done < vlen) {
+		n = vlen - done < P_CHUNK ? vlen - done : P_CHUNK;
+		for (i = 0; i < n; i++) {
+			mm[i].msg_hdr = (struct msghdr) {
+				.msg_name = &sun[i], .msg_namelen = sizeof(sun[i]),
+				.msg_iov = vec[done + i].msg_hdr.msg_iov,
+				.msg_iovlen = vec[done + i].msg_hdr.msg_iovlen };
+		}
+		if (timeout) {
+			long long ns;
+
+			clock_gettime(CLOCK_MONOTONIC, &now);
+			ns = p_ns(timeout) - (p_ns(&now) - p_ns(&start));
+			if (done && ns <= 0)
+				break;
+			left.tv_sec = ns > 0 ? ns / 1000000000LL : 0;
+			left.tv_nsec = ns > 0 ? ns % 1000000000LL : 0;
+		}
+		r = vsw_real.recvmmsg(fd, mm, n, rflags, timeout ? &left : NULL);
+		if (r < 0) {
+			if (!done && p_foreign(fd))
+				return vsw_real.recvmmsg(fd, vec, vlen, flags, timeout);
+			err = done ? 0 : errno;	/* after some: the next call will see it */
+			break;
+		}
+		for (i = 0; i < (unsigned int)r; i++) {
+			struct msghdr *msg = &vec[done + i].msg_hdr;
+			socklen_t len = mm[i].msg_hdr.msg_namelen;
+
+			vec[done + i].msg_len = mm[i].msg_len;
+			msg->msg_flags = mm[i].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CMSG_CLOEXEC);
+			msg->msg_controllen = 0;
+			if (!msg->msg_name)
+				continue;
+			p_name_to_vm(&sun[i], len, &vm);
+			/* Not from our world: is fd still ours?  If not, the native answer. */
+			if (vm.svm_port == VMADDR_PORT_ANY && !foreign)
+				foreign = vsw_owned(fd) != VSW_SOCK;
+			if (foreign) {
+				memcpy(msg->msg_name, &sun[i], msg->msg_namelen < len ?
+				       msg->msg_namelen : len);
+				msg->msg_namelen = len;
+				msg->msg_flags = mm[i].msg_hdr.msg_flags;
+			} else {
+				vsw_addr_out(&vm, msg->msg_name, &msg->msg_namelen);
+			}
+		}
+		done += (unsigned int)r;
+		if ((unsigned int)r < n)
+			break;
+		if (rflags & MSG_WAITFORONE)
+			rflags |= MSG_DONTWAIT;
+	}
+	if (done || !err) {
+		r = (int)done;
+	} else {
+		errno = err;
+		r = -1;
+	}
+	vsw_trace("recvmmsg", fd, r, ", %u", vlen);
+	return r;
 }
 
 /* ---- glibc's _FORTIFY_SOURCE entry points ---- */
@@ -378,7 +728,7 @@ VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 VSW_API ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 {
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.read_chk(fd, buf, len, buflen);
 	if (len > buflen)
 		__chk_fail();
@@ -388,20 +738,20 @@ VSW_API ssize_t __read_chk(int fd, void *buf, size_t len, size_t buflen)
 VSW_API ssize_t __recv_chk(int fd, void *buf, size_t len, size_t buflen, int flags)
 {
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recv_chk(fd, buf, len, buflen, flags);
 	if (len > buflen)
 		__chk_fail();
-	return p_recvfrom(fd, buf, len, flags, NULL, NULL, "recv");
+	return recv(fd, buf, len, flags);
 }
 
 VSW_API ssize_t __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags,
 			       struct sockaddr *from, socklen_t *fromlen)
 {
 	vsw_init();
-	if (vsw_owned(fd) != VSW_SOCK)
+	if (!p_ours(fd))
 		return vsw_real.recvfrom_chk(fd, buf, len, buflen, flags, from, fromlen);
 	if (len > buflen)
 		__chk_fail();
-	return p_recvfrom(fd, buf, len, flags, from, fromlen, "recvfrom");
+	return recvfrom(fd, buf, len, flags, from, fromlen);
 }

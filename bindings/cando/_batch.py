@@ -1,0 +1,263 @@
+"""Batched vsock datagrams: many per system call (sendmmsg/recvmmsg).
+
+Thin functions over ``udo_vsock_udp_send_batch`` / ``udo_vsock_udp_recv_batch``
+(``<cando/vsock-udp-batch.h>``), working on a socket's fd. The cffi arrays a
+batch needs are allocated once per thread and shape and reused, so a call
+allocates only what it returns:
+
+- :func:`send_many` sends every datagram of a sequence and returns how many
+  went (as ``sendmmsg``: fewer when the socket stops accepting part-way).
+- :func:`recv_many` returns up to ``count`` ``(data, (cid, port))`` pairs: it
+  waits for the first datagram, then takes what is queued (``MSG_WAITFORONE``).
+- :func:`recv_many_into` receives into one caller buffer cut into
+  ``bufsize`` slots, and returns ``(nbytes, (cid, port))`` per datagram: no
+  copy of the data, nothing allocated but the returned list.
+
+Failures raise :class:`OSError` subclasses, as the rest of cando does; a bad
+argument raises ``TypeError``/``ValueError`` before any C call.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import threading
+from array import array as _array
+from itertools import accumulate as _accumulate
+from typing import Any, List, Literal, Sequence, Tuple
+
+from ._cando import ffi, lib
+from ._errors import error_from_errno
+
+__all__ = ["BATCH_MAX", "recv_many", "recv_many_into", "send_many"]
+
+Address = Tuple[int, int]
+
+#: Datagrams per sendmmsg/recvmmsg call inside the library (larger batches take several).
+BATCH_MAX: int = lib.UDO_VSOCK_UDP_BATCH_MAX
+MSG_WAITFORONE: int = lib.MSG_WAITFORONE
+
+_INT_MAX = 0x7FFFFFFF
+_U32_MAX = 0xFFFFFFFF
+_MAX_COUNT = 1 << 20
+_MAX_BUFSIZE = 1 << 30
+# Datagrams that small are copied into one block (one b"".join) rather than
+# pinned one by one (ffi.from_buffer each): cheaper below this average size.
+_JOIN_BELOW = 2048
+
+# Views of the C arrays as machine words, to read results without a cffi
+# attribute access per field. struct udo_vsock_udp_dgram: `len` is a size_t;
+# struct sockaddr_vm: svm_port and svm_cid are 32-bit words.
+_DGRAM_WORDS, _rem = divmod(ffi.sizeof("struct udo_vsock_udp_dgram"), ffi.sizeof("size_t"))
+assert _rem == 0 and ffi.offsetof("struct udo_vsock_udp_dgram", "len") % ffi.sizeof("size_t") == 0
+_LEN_WORD = ffi.offsetof("struct udo_vsock_udp_dgram", "len") // ffi.sizeof("size_t")
+_DATA_WORD = ffi.offsetof("struct udo_vsock_udp_dgram", "data") // ffi.sizeof("size_t")
+_SIZE_WORD = ffi.offsetof("struct udo_vsock_udp_dgram", "size") // ffi.sizeof("size_t")
+_SIZE_T: Literal["I", "Q"] = "Q" if ffi.sizeof("size_t") == 8 else "I"
+_ADDR_WORDS, _rem = divmod(ffi.sizeof("struct sockaddr_vm"), 4)
+assert _rem == 0
+_PORT_WORD = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
+_CID_WORD = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
+del _rem
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+class _Arrays:
+    """One batch shape's C arrays, with word views for reading results."""
+
+    __slots__ = ("addrs", "data", "dgrams", "lens", "ports", "size")
+
+    def __init__(self, count: int, with_addrs: bool = True) -> None:
+        self.size = count
+        self.dgrams = ffi.new("struct udo_vsock_udp_dgram[]", count)
+        self.lens = memoryview(ffi.buffer(self.dgrams)).cast(_SIZE_T)
+        self.addrs: Any = ffi.new("struct sockaddr_vm[]", count) if with_addrs else ffi.NULL
+        self.ports = memoryview(ffi.buffer(self.addrs)).cast("I") if with_addrs else None
+        for i in range(count if with_addrs else 0):
+            self.dgrams[i].addr = self.addrs + i
+        self.data: Any = None  # the receive buffer these entries point into
+
+
+class _State(threading.local):
+    """Per thread, so concurrent batches never share arrays."""
+
+    def __init__(self) -> None:
+        self.flags = ffi.new("int *")
+        self.dest = ffi.new("struct sockaddr_vm *")
+        self.dest.svm_family = lib.AF_VSOCK
+        self.dest_key: Address | None = None
+        self.send: _Arrays | None = None
+        self.recv: dict[Tuple[int, int], _Arrays] = {}
+        self.into: _Arrays | None = None
+        self.into_key: Tuple[int, int, int] = (0, 0, 0)
+
+
+_state = _State()
+
+
+def _fail(ret: int) -> None:
+    raise error_from_errno(-ret, None)
+
+
+def _call(fn: Any, *args: Any) -> int:
+    """One batch call; retried on EINTR once Python's signal handlers ran (PEP 475)."""
+    while True:
+        ret: int = fn(*args)
+        if ret >= 0:
+            return ret
+        if ret != -_errno.EINTR:
+            _fail(ret)
+
+
+def _flags(flags: int) -> Any:
+    st = _state
+    st.flags[0] = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
+    return st.flags
+
+
+def _dest(address: Address | None) -> Any:
+    if address is None:
+        return ffi.NULL
+    st = _state
+    if address != st.dest_key:
+        if not isinstance(address, tuple) or len(address) != 2:
+            raise TypeError("address must be a (cid, port) tuple or None")
+        cid = _check_int("cid", address[0], 0, _U32_MAX)
+        port = _check_int("port", address[1], 0, _U32_MAX)
+        st.dest.svm_cid, st.dest.svm_port = cid, port
+        st.dest_key = (cid, port)
+    return st.dest
+
+
+def _send_arrays(count: int) -> _Arrays:
+    st = _state
+    arr = st.send
+    if arr is None or arr.size < count:
+        arr = st.send = _Arrays(max(count, BATCH_MAX), with_addrs=False)
+    return arr
+
+
+def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
+              flags: int = 0) -> int:
+    """Send each bytes-like object of ``datagrams`` as one datagram on ``fd``.
+
+    ``address`` is the ``(cid, port)`` destination, or ``None`` on a connected
+    socket. Returns the number of datagrams sent: all of them, or fewer when
+    the socket stopped accepting part-way (the rest were not sent). An empty
+    sequence sends nothing and returns 0; an empty datagram is a ``ValueError``
+    (the C API sends no 0-byte datagrams).
+    """
+    _check_int("fd", fd, 0, _INT_MAX)
+    count = len(datagrams)
+    if count == 0:
+        return 0
+    dest = _dest(address)
+    info = _flags(flags)
+    arr = _send_arrays(count)
+    words = arr.lens
+    try:
+        sizes = [len(d) if type(d) is bytes else memoryview(d).nbytes for d in datagrams]
+    except TypeError:
+        raise TypeError("datagrams must be bytes-like objects") from None
+    if 0 in sizes:
+        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
+    dw, end = _DGRAM_WORDS, count * _DGRAM_WORDS
+    if sum(sizes) < _JOIN_BELOW * count:
+        # Small datagrams: one copy into one block, one pointer for all.
+        keep: Any = ffi.from_buffer(b"".join(datagrams))
+        ptrs = _array(_SIZE_T, _accumulate(sizes, initial=int(ffi.cast("uintptr_t", keep))))
+        del ptrs[count]
+    else:
+        # Large ones: pinned where they are, no copy.
+        keep = [ffi.from_buffer(data) for data in datagrams]
+        ptrs = _array(_SIZE_T, [int(ffi.cast("uintptr_t", view)) for view in keep])
+    # Whole columns at C speed: every entry's data, then every entry's size.
+    words[_DATA_WORD:end:dw] = ptrs
+    words[_SIZE_WORD:end:dw] = _array(_SIZE_T, sizes)
+    ret = _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
+    del keep
+    return ret
+
+
+def _recv_arrays(count: int, bufsize: int) -> _Arrays:
+    st = _state
+    arr = st.recv.get((count, bufsize))
+    if arr is None:
+        if len(st.recv) >= 8:  # a few shapes per thread; drop the oldest
+            del st.recv[next(iter(st.recv))]
+        arr = _Arrays(count)
+        arr.data = ffi.new("char[]", count * bufsize)
+        for i in range(count):
+            d = arr.dgrams[i]
+            d.data = arr.data + i * bufsize
+            d.size = bufsize
+        st.recv[(count, bufsize)] = arr
+    return arr
+
+
+def recv_many(fd: int, count: int, bufsize: int,
+              flags: int = MSG_WAITFORONE) -> List[Tuple[bytes, Address]]:
+    """Receive up to ``count`` datagrams of at most ``bufsize`` bytes on ``fd``.
+
+    By default (``MSG_WAITFORONE``) it waits for the first datagram, then
+    takes what is already queued; add ``MSG_DONTWAIT`` not to wait at all
+    (``BlockingIOError`` when nothing is queued). Longer datagrams are
+    truncated to ``bufsize``, as ``recvfrom`` does. Returns
+    ``[(data, (cid, port)), ...]`` in arrival order.
+    """
+    _check_int("fd", fd, 0, _INT_MAX)
+    _check_int("count", count, 1, _MAX_COUNT)
+    _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
+    info = _flags(flags)
+    arr = _recv_arrays(count, bufsize)
+    n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
+    buf = ffi.buffer(arr.data)
+    lens, words = arr.lens, arr.ports
+    assert words is not None
+    lw, dw, pw, cw, aw = _LEN_WORD, _DGRAM_WORDS, _PORT_WORD, _CID_WORD, _ADDR_WORDS
+    return [(buf[i * bufsize:i * bufsize + lens[i * dw + lw]],
+             (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
+
+
+def recv_many_into(fd: int, buffer: Any, bufsize: int,
+                   flags: int = MSG_WAITFORONE) -> List[Tuple[int, Address]]:
+    """Receive datagrams straight into ``buffer``, one per ``bufsize`` slot.
+
+    ``buffer`` (writable, contiguous, at least ``bufsize`` bytes) holds
+    ``len(buffer) // bufsize`` slots; datagram ``i`` lands at offset
+    ``i * bufsize``. Returns ``[(nbytes, (cid, port)), ...]``. Flags as
+    :func:`recv_many`. The arrays are reused while the same buffer comes back.
+    """
+    _check_int("fd", fd, 0, _INT_MAX)
+    _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
+    try:
+        view = ffi.from_buffer(buffer, require_writable=True)
+    except (BufferError, TypeError) as exc:
+        raise TypeError(f"buffer must be a writable, contiguous bytes-like object: {exc}") from None
+    count = len(view) // bufsize
+    if count < 1:
+        raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
+    count = min(count, _MAX_COUNT)
+    info = _flags(flags)
+    st = _state
+    key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
+    arr = st.into
+    if arr is None or st.into_key != key:
+        arr = _Arrays(count)
+        for i in range(count):
+            d = arr.dgrams[i]
+            d.data = view + i * bufsize
+            d.size = bufsize
+        st.into, st.into_key = arr, key
+    n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
+    del view
+    lens, words = arr.lens, arr.ports
+    assert words is not None
+    lw, dw, pw, cw, aw = _LEN_WORD, _DGRAM_WORDS, _PORT_WORD, _CID_WORD, _ADDR_WORDS
+    return [(lens[i * dw + lw], (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
