@@ -217,10 +217,12 @@ ssize_t udo_vsock_udp_server_recv_data(struct udo_vsock_udp *vsock, void *data,
 
 	if (!vsock)
 		return p_fail(NULL, __func__, EINVAL, __func__, "vsock is NULL");
+	if (p_bad_io(vsock->fd, data, size))
+		return p_fail(vsock, __func__, EINVAL, __func__, p_bad_io(vsock->fd, data, size));
 
 	ret = udo_vsock_udp_recv_data(vsock->fd, data, size, addr, sock_info);
 	if (p_is_error(ret))
-		p_fail(vsock, __func__, (int) -ret, "recvfrom", p_bad_io(vsock->fd, data, size));
+		p_fail(vsock, __func__, (int) -ret, "recvfrom", NULL);
 	return ret;
 }
 
@@ -244,10 +246,12 @@ ssize_t udo_vsock_udp_client_send_data(struct udo_vsock_udp *vsock, const void *
 
 	if (!vsock)
 		return p_fail(NULL, __func__, EINVAL, __func__, "vsock is NULL");
+	if (p_bad_io(vsock->fd, data, size))
+		return p_fail(vsock, __func__, EINVAL, __func__, p_bad_io(vsock->fd, data, size));
 
 	ret = udo_vsock_udp_send_data(vsock->fd, data, size, &vsock->addr, vsock_info);
 	if (p_is_error(ret))
-		p_fail(vsock, __func__, (int) -ret, "sendto", p_bad_io(vsock->fd, data, size));
+		p_fail(vsock, __func__, (int) -ret, "sendto", NULL);
 	return ret;
 }
 
