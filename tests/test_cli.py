@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import re
 import select
@@ -323,7 +324,7 @@ def test_check_natively(how: str) -> None:
     if why is None:  # a VMCI machine
         assert (proc.returncode, fields["AF_VSOCK datagram socket"]) == (0, "yes")
     else:
-        assert proc.returncode == 1, proc.stderr
+        assert proc.returncode == 3, proc.stderr  # EXIT_NO_TRANSPORT
         verdict = fields["AF_VSOCK datagram socket"]
         assert verdict.startswith(f"no: {errno.errorcode[why.errno or 0]} ({why.strerror})")
         assert "only VMware's VMCI transport carries vsock datagrams" in verdict
@@ -343,7 +344,11 @@ def test_check_under_the_wrapper(namespace: str, wrapper_lib: str) -> None:
 # -- help and usage ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sub", [None, "demo", "run", "wrapper-path", "local-cid", "check"])
+ALL_COMMANDS = ["demo", "run", "wrapper-path", "local-cid", "check", "send", "recv", "echo",
+                "ping"]
+
+
+@pytest.mark.parametrize("sub", [None, *ALL_COMMANDS])
 @pytest.mark.parametrize("how", INVOCATIONS)
 def test_help(sub: str | None, how: str) -> None:
     args = ["--help"] if sub is None else [sub, "--help"]
@@ -352,8 +357,9 @@ def test_help(sub: str | None, how: str) -> None:
     usage = "usage: cando-vsock" + ("" if sub is None else f" {sub}")
     assert proc.stdout.startswith(usage), proc.stdout
     if sub is None:
-        for name in ("demo", "run", "wrapper-path", "local-cid", "check"):
+        for name in ALL_COMMANDS:
             assert name in proc.stdout
+        assert "exit status:" in proc.stdout
     if sub == "run":
         assert "--cid" in proc.stdout and "--namespace" in proc.stdout
     if sub == "demo":
@@ -375,6 +381,99 @@ def test_console_script_is_installed() -> None:
 def test_demo_never_re_runs_twice(no_kernel_datagrams: None) -> None:
     """If the re-run still has no datagram socket (preload ignored), demo stops, not loops."""
     proc = cli("demo", env=plain_env(CANDO_VSOCK_DEMO_REEXEC="1"))
-    assert proc.returncode == 1
+    assert proc.returncode == 3  # EXIT_NO_TRANSPORT
     assert "re-running" not in proc.stdout
     assert "even vsock_wrapper gives no datagram socket" in proc.stderr
+
+
+# -- --json on the existing commands ------------------------------------------------------
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_wrapper_path_json(where: str, wrapper_lib: str) -> None:
+    args = ["--json", "wrapper-path"] if where == "before" else ["wrapper-path", "--json"]
+    proc = cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert json_lines(proc.stdout) == [{"wrapper_path": wrapper_lib, "exists": True}]
+
+
+def test_local_cid_json(namespace: str) -> None:
+    proc = cli("run", "--cid", "6", "--namespace", namespace, "--", SCRIPT, "local-cid",
+               "--json")
+    assert (proc.returncode, json_lines(proc.stdout)) == (0, [{"local_cid": 6}]), proc.stderr
+    proc = cli("--json", "local-cid")
+    assert proc.returncode == 0
+    assert json_lines(proc.stdout) == [{"local_cid": ioctl_local_cid()}]
+
+
+def test_check_json_natively_and_under_run(namespace: str, wrapper_lib: str) -> None:
+    why = kernel_datagram_error()
+    proc = cli("--json", "check")
+    (report,) = json_lines(proc.stdout)
+    assert report["dev_vsock"] == os.path.exists("/dev/vsock")
+    assert report["wrapper"] == {"path": wrapper_lib, "installed": True, "loaded": False}
+    assert report["datagram_socket"] is (why is None)
+    if why is not None:
+        assert proc.returncode == 3
+        assert report["datagram_error"] == {"errno": why.errno,
+                                            "error": errno.errorcode[why.errno or 0],
+                                            "message": why.strerror}
+    proc = cli("run", "--cid", "4", "--namespace", namespace, "--", SCRIPT, "check", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (report,) = json_lines(proc.stdout)
+    assert (report["datagram_socket"], report["datagram_error"], report["local_cid"]) == \
+        (True, None, 4)
+    assert report["wrapper"] == {"path": wrapper_lib, "installed": True, "loaded": True}
+
+
+def test_demo_json_reexec(no_kernel_datagrams: None, wrapper_lib: str) -> None:
+    proc = cli("demo", "--json", "--count", "2")
+    assert proc.returncode == 0, proc.stderr
+    events = json_lines(proc.stdout)
+    assert [e["event"] for e in events] == [
+        "reexec", "bound", "client", "server_received", "client_received",
+        "server_received", "client_received", "done"]
+    assert events[0] == {"event": "reexec", "reason": "ENODEV", "wrapper": wrapper_lib}
+    port = events[1]["port"]
+    assert events[2] == {"event": "client", "cid": 2, "port": port}
+    assert events[3]["data"] == "hello 1" and events[4] == {
+        "event": "client_received", "data": "HELLO 1", "cid": 2, "port": port}
+    assert events[-1] == {"event": "done", "count": 2, "intact": True}
+
+
+def test_run_json_errors() -> None:
+    proc = cli("run", "--json", "--", "cando-no-such-program-xyz")
+    assert proc.returncode == 127
+    (error,) = json_lines(proc.stdout)
+    assert error == {"event": "error", "command": "run", "exit_code": 127, "error": "ENOENT",
+                     "program": "cando-no-such-program-xyz",
+                     "message": "cando-no-such-program-xyz: No such file or directory"}
+
+
+def test_run_a_program_that_cannot_execute(tmp_path: Path) -> None:
+    script = tmp_path / "not-executable"
+    script.write_text("#!/bin/sh\necho hi\n")
+    proc = cli("run", "--", str(script))
+    assert proc.returncode == 126
+    assert os.strerror(errno.EACCES) in proc.stderr
+
+
+def test_version() -> None:
+    proc = cli("--version")
+    assert (proc.returncode, proc.stdout) == (0, f"cando-vsock {cando.__version__}\n")
+
+
+def test_closed_stdout_is_quiet(namespace: str) -> None:
+    """A reader that goes away (``| head``) ends the command with 141, no traceback."""
+    code = ("import subprocess, sys; p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE,"
+            " stderr=subprocess.PIPE); p.stdout.close(); print(p.wait()); "
+            "sys.stderr.write(p.stderr.read().decode())")
+    proc = cli("run", "--namespace", namespace, "--", sys.executable, "-c", code,
+               SCRIPT, "--json", "check")
+    assert proc.returncode == 0
+    assert proc.stdout == "141\n"
+    assert "Traceback" not in proc.stderr
