@@ -299,3 +299,39 @@ def test_wrapper_stale_fd_answers_natively(wrapped_worker: WrappedWorker) -> Non
     pipe_reused, piped, unix_reused, got, native = wrapped_worker.call(_stale_fd)
     assert (pipe_reused, piped, unix_reused) == (True, b"pipe", True)
     assert got == native
+
+
+def _methods() -> dict[str, Any]:
+    """send_many/recv_many/recv_many_into as methods of cando's sockets."""
+    import cando
+
+    out: dict[str, Any] = {}
+    with cando.Server(port=-1) as srv, cando.Client(2, srv.port) as cli:
+        out["sent"] = cli.send_many([b"one", bytearray(b"two"), memoryview(b"three")])
+        got = srv.recv_many(8, 64)
+        out["data"] = [d for d, _ in got]
+        out["senders"] = {s for _, s in got}
+        out["cli_port"] = cli.getsockname()[1]
+        # The server answers all three at once, to the client's address.
+        out["replied"] = srv.send_many([d.upper() for d, _ in got], got[0][1])
+        buf = bytearray(3 * 16)
+        into = cli.recv_many_into(buf, 16)
+        out["into"] = [bytes(buf[i * 16:i * 16 + n]) for i, (n, _) in enumerate(into)]
+        out["into_senders"] = {s for _, s in into}
+        out["srv_port"] = srv.port
+    try:
+        cli.send_many([b"x"])
+    except OSError as exc:
+        out["closed"] = exc.errno
+    return out
+
+
+def test_socket_methods(wrapped_worker: WrappedWorker) -> None:
+    out = wrapped_worker.call(_methods)
+    assert out["sent"] == 3
+    assert out["data"] == [b"one", b"two", b"three"]
+    assert out["senders"] == {(2, out["cli_port"])}
+    assert out["replied"] == 3
+    assert out["into"] == [b"ONE", b"TWO", b"THREE"]
+    assert out["into_senders"] == {(2, out["srv_port"])}
+    assert out["closed"] == errno.EBADF

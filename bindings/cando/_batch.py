@@ -26,7 +26,7 @@ from itertools import accumulate as _accumulate
 from typing import Any, List, Literal, Sequence, Tuple
 
 from ._cando import ffi, lib
-from ._errors import error_from_errno
+from .errors import error_from_errno
 
 __all__ = ["BATCH_MAX", "recv_many", "recv_many_into", "send_many"]
 
