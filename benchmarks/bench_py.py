@@ -175,10 +175,7 @@ def _c_raw(bench_c: str, sizes: List[int], min_ms: int) -> Dict[int, float]:
     out = subprocess.run(
         [bench_c, "--rounds", "1", "--min-ms", str(min_ms), "--variants", "vsock_raw",
          "--sizes", ",".join(str(s) for s in sizes)],
-        check=True, capture_output=True, text=True,
-        # No close_range in the child: Python forks with vfork, and the
-        # wrapper's close_range in a vfork child forgets the parent's sockets.
-        close_fds=False).stdout
+        check=True, capture_output=True, text=True).stdout
     return {r["size"]: r["ns_per_dgram"] for r in json.loads(out)["results"]}
 
 

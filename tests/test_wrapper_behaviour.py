@@ -190,6 +190,25 @@ def test_fork_child_autobinds_fresh_port(vsw_lib: str, ns: str) -> None:
     assert out == ["child 2 True True", "parent True"]
 
 
+def test_vfork_child_leaves_the_parents_table_alone(vsw_lib: str, ns: str) -> None:
+    """subprocess starts children with vfork: they share the parent's memory, and
+    their close_range()/dup2() before exec must not make it forget its sockets."""
+    out = run_py(PRELUDE + textwrap.dedent("""
+        import subprocess
+        rx = vs(6450)
+        tx = vs()
+        tx.sendto(b"before", (2, 6450))
+        print(rx.recvfrom(10))
+        for _ in range(3):  # close_fds=True (the default): close_range in the child
+            subprocess.run([sys.executable, "-c", "pass"], check=True)
+        tx.sendto(b"after", (2, 6450))
+        data, sender = rx.recvfrom(10)
+        print(data, sender == (2, tx.getsockname()[1]), tx.getsockopt(socket.SOL_SOCKET, 39))
+    """), wrapped_env(vsw_lib, ns)).stdout.splitlines()
+    assert out[0].startswith("(b'before', (2, ")
+    assert out[1:] == ["b'after' True 40"]
+
+
 def test_threads_send_and_receive_concurrently(vsw_lib: str, ns: str) -> None:
     out = run_py(PRELUDE + textwrap.dedent("""
         N, T = 200, 4

@@ -25,7 +25,7 @@ VSW_API int close(int fd)
 	int rc;
 
 	vsw_init();
-	if (!vsw_find(fd))
+	if (!vsw_find(fd) || vsw_vfork_child())
 		return vsw_real.close(fd);
 	/* Forget first: until the real close the number cannot be handed out again. */
 	vsw_lock();
@@ -43,7 +43,7 @@ VSW_API int close_range(unsigned int first, unsigned int last, int flags)
 	vsw_init();
 	rc = vsw_real.close_range ? vsw_real.close_range(first, last, flags)
 				  : (int)syscall(SYS_close_range, first, last, flags);
-	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last) {
+	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last && !vsw_vfork_child()) {
 		vsw_lock();
 		vsw_forget_range(first, last);
 		vsw_unlock();
@@ -58,7 +58,7 @@ VSW_API void closefrom(int lowfd)
 		vsw_real.closefrom(lowfd);
 	else
 		(void)syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0);
-	if (lowfd >= 0) {
+	if (lowfd >= 0 && !vsw_vfork_child()) {
 		vsw_lock();
 		vsw_forget_range((unsigned int)lowfd, ~0U);
 		vsw_unlock();
@@ -95,6 +95,8 @@ static int p_dup(enum p_dup_op op, int oldfd, int newfd, int flags)
 	int fd;
 
 	vsw_init();
+	if (vsw_vfork_child())
+		return p_do_dup(op, oldfd, newfd, flags);
 	ours = vsw_owned(oldfd) != VSW_NONE;
 	if (!ours) {
 		fd = p_do_dup(op, oldfd, newfd, flags);

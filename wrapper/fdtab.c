@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "vsw.h"
 
@@ -56,6 +58,22 @@ static void p_release(void)
 	pthread_mutex_unlock(&p_mutex);
 }
 
+/* The process whose memory holds this table. A vfork()ed child (Python's
+ * subprocess, posix_spawn) runs in its parent's memory until it execs: its
+ * close()/dup2() calls must not edit the parent's table. */
+static pid_t p_owner;
+
+static void p_child(void)
+{
+	p_owner = (pid_t)syscall(SYS_getpid);
+	pthread_mutex_unlock(&p_mutex);
+}
+
+bool vsw_vfork_child(void)
+{
+	return (pid_t)syscall(SYS_getpid) != p_owner;
+}
+
 void vsw_fdtab_init(void);
 void vsw_fdtab_init(void)
 {
@@ -64,7 +82,8 @@ void vsw_fdtab_init(void)
 
 	if (page != MAP_FAILED)
 		p_port_counter = page;
-	pthread_atfork(p_prepare, p_release, p_release);
+	p_owner = (pid_t)syscall(SYS_getpid);
+	pthread_atfork(p_prepare, p_release, p_child);
 }
 
 uint32_t vsw_next_port(void)

@@ -132,6 +132,8 @@ int vsw_share(int newfd, int oldfd);
 void vsw_forget(int fd);
 /* Under the lock: forget every fd in [lo, hi]. */
 void vsw_forget_range(unsigned int lo, unsigned int hi);
+/* True in a vfork()ed child, which shares its parent's memory (and table) until exec. */
+bool vsw_vfork_child(void);
 /* Next auto-bind candidate: a counter shared with forked children. */
 uint32_t vsw_next_port(void);
 
