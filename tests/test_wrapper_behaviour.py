@@ -9,6 +9,7 @@ never through sleeps.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -364,3 +365,25 @@ def test_long_namespace_is_one_world(vsw_lib: str) -> None:
     _wait_ready(server)
     run_py(PRELUDE + "vs().sendto(b'long', (2, 7200))", wrapped_env(vsw_lib, long_ns))
     assert _finish(server).strip() == "long"
+
+
+@pytest.mark.parametrize("length", [71, 100])
+def test_bound_name_carries_the_whole_prefix(vsw_lib: str, length: int) -> None:
+    """The AF_UNIX name is "\\0vsock_wrapper/<namespace>/<cid>/<port>" in full, for the
+    longest namespace kept as it is (71 bytes) and for a folded one."""
+    ns = unique_namespace("x")
+    ns += "y" * (length - len(ns))
+    out = run_py(PRELUDE + textwrap.dedent("""
+        s = vs(4294967294)
+        with open("/proc/net/unix") as f:
+            names = [line.split()[-1] for line in f if "vsock_wrapper/" in line]
+        import json
+        mine = [n for n in names if n.endswith("/2/4294967294") and sys.argv[1][:50] in n]
+        print(json.dumps(mine))
+    """), wrapped_env(vsw_lib, ns), args=[ns]).stdout.strip()
+    names = json.loads(out)
+    assert len(names) == 1, out
+    name = names[0]
+    expected_ns = ns if length <= 71 else ns[:50] + "#"
+    assert name.startswith("@vsock_wrapper/" + expected_ns), name
+    assert len(name) <= 108, name

@@ -10,7 +10,6 @@
  * (ANY, p) and (local, p) collide as they do in the kernel.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,19 +24,39 @@
  * 2^32, holding a lock; nobody has that many sockets in a test world). */
 #define P_AUTOBIND_TRIES 65536u
 
+/* Decimal digits of v, written backwards ending at end; returns the start. */
+static char *p_u32(char *end, uint32_t v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
+/*
+ * "<prefix><cid>/<port>", by hand: this runs on every send, and snprintf plus
+ * clearing the whole sockaddr_un were two thirds of the wrapper's cost there.
+ * It always fits: the prefix is at most 87 bytes, the digits at most 21, and
+ * sun_path holds 108.
+ */
 socklen_t vsw_world_name(struct sockaddr_un *sun, uint32_t cid, uint32_t port)
 {
-	size_t room = sizeof(sun->sun_path) - vsw_cfg.prefix_len;
-	int n;
+	char digits[24], *end = digits + sizeof(digits), *p;
+	size_t n;
 
-	memset(sun, 0, sizeof(*sun));
+	p = p_u32(end, port);
+	*--p = '/';
+	p = p_u32(p, cid);
+	n = (size_t)(end - p);
 	sun->sun_family = AF_UNIX;
 	memcpy(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len);
 	/* No trailing NUL: abstract names are exactly addrlen bytes. */
-	n = snprintf(sun->sun_path + vsw_cfg.prefix_len, room, "%" PRIu32 "/%" PRIu32, cid, port);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + vsw_cfg.prefix_len + (size_t)n);
+	memcpy(sun->sun_path + vsw_cfg.prefix_len, p, n);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + vsw_cfg.prefix_len + n);
 }
 
+/* 1 to 10 decimal digits up to UINT32_MAX. */
 static bool p_parse_u32(const char *s, size_t len, uint32_t *out)
 {
 	uint64_t v = 0;
@@ -60,8 +79,7 @@ void vsw_name_to_vm(const struct sockaddr_un *sun, socklen_t len, struct sockadd
 {
 	size_t plen = len > offsetof(struct sockaddr_un, sun_path) ?
 		len - offsetof(struct sockaddr_un, sun_path) : 0;
-	const char *p = sun->sun_path;
-	size_t slash, i;
+	const char *p = sun->sun_path + vsw_cfg.prefix_len, *slash;
 	uint32_t cid, port;
 
 	memset(vm, 0, sizeof(*vm));
@@ -70,15 +88,12 @@ void vsw_name_to_vm(const struct sockaddr_un *sun, socklen_t len, struct sockadd
 	vm->svm_port = VMADDR_PORT_ANY;
 	/* "<prefix><cid>/<port>": anything else (a foreign AF_UNIX sender) stays ANY. */
 	if (sun->sun_family != AF_UNIX || plen <= vsw_cfg.prefix_len ||
-	    memcmp(p, vsw_cfg.prefix, vsw_cfg.prefix_len))
+	    memcmp(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len))
 		return;
-	p += vsw_cfg.prefix_len;
 	plen -= vsw_cfg.prefix_len;
-	for (slash = plen, i = 0; i < plen; i++)
-		if (p[i] == '/')
-			slash = i;
-	if (slash == plen || !p_parse_u32(p, slash, &cid) ||
-	    !p_parse_u32(p + slash + 1, plen - slash - 1, &port))
+	slash = memrchr(p, '/', plen);
+	if (!slash || !p_parse_u32(p, (size_t)(slash - p), &cid) ||
+	    !p_parse_u32(slash + 1, plen - (size_t)(slash - p) - 1, &port))
 		return;
 	vm->svm_cid = cid;
 	vm->svm_port = port;

@@ -88,78 +88,6 @@ static bool p_foreign(int fd)
 	return foreign;
 }
 
-/* Decimal digits of v, written backwards ending at end; returns the start. */
-static char *p_u32(char *end, uint32_t v)
-{
-	do {
-		*--end = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	return end;
-}
-
-/* vsw_world_name(), without snprintf or clearing the whole sockaddr_un. */
-static socklen_t p_world_name(struct sockaddr_un *sun, uint32_t cid, uint32_t port)
-{
-	char digits[24], *end = digits + sizeof(digits), *p;
-	size_t n;
-
-	p = p_u32(end, port);
-	*--p = '/';
-	p = p_u32(p, cid);
-	n = (size_t)(end - p);
-	if (vsw_cfg.prefix_len + n >= sizeof(sun->sun_path))
-		return vsw_world_name(sun, cid, port);	/* truncated, as snprintf does */
-	sun->sun_family = AF_UNIX;
-	memcpy(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len);
-	memcpy(sun->sun_path + vsw_cfg.prefix_len, p, n);
-	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + vsw_cfg.prefix_len + n);
-}
-
-/* 1 to 10 decimal digits up to UINT32_MAX, as addr.c's parser takes them. */
-static bool p_parse_u32(const char *s, size_t len, uint32_t *out)
-{
-	uint64_t v = 0;
-	size_t i;
-
-	if (len == 0 || len > 10)
-		return false;
-	for (i = 0; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
-/* vsw_name_to_vm(): "<prefix><cid>/<port>" or (ANY, ANY); one pass over the name. */
-static void p_name_to_vm(const struct sockaddr_un *sun, socklen_t len, struct sockaddr_vm *vm)
-{
-	size_t plen = len > offsetof(struct sockaddr_un, sun_path) ?
-		len - offsetof(struct sockaddr_un, sun_path) : 0;
-	const char *p = sun->sun_path + vsw_cfg.prefix_len, *slash;
-	uint32_t cid, port;
-
-	memset(vm, 0, sizeof(*vm));
-	vm->svm_family = AF_VSOCK;
-	vm->svm_cid = VMADDR_CID_ANY;
-	vm->svm_port = VMADDR_PORT_ANY;
-	if (sun->sun_family != AF_UNIX || plen <= vsw_cfg.prefix_len ||
-	    memcmp(sun->sun_path, vsw_cfg.prefix, vsw_cfg.prefix_len))
-		return;
-	plen -= vsw_cfg.prefix_len;
-	/* The last '/', as addr.c: a name with two fails the digit check either way. */
-	slash = memrchr(p, '/', plen);
-	if (!slash || !p_parse_u32(p, (size_t)(slash - p), &cid) ||
-	    !p_parse_u32(slash + 1, plen - (size_t)(slash - p) - 1, &port))
-		return;
-	vm->svm_cid = cid;
-	vm->svm_port = port;
-}
-
 /* The destination, per vsock_dgram_sendmsg(): the address given if it is a
  * valid sockaddr_vm, else the connected peer, else EINVAL.  Auto-binds first,
  * as the kernel does, even when the send then fails.  Under the lock. */
@@ -211,7 +139,7 @@ static int p_route_locked(int fd, struct vsw_obj *o, const struct msghdr *msg, s
 		return -EMSGSIZE;
 	if (dst->svm_cid == VMADDR_CID_HYPERVISOR || dst->svm_cid == VMADDR_CID_LOCAL)
 		return -EINVAL;
-	*len = p_world_name(sun, dst->svm_cid, dst->svm_port);
+	*len = vsw_world_name(sun, dst->svm_cid, dst->svm_port);
 	return 0;
 }
 
@@ -319,7 +247,7 @@ static ssize_t p_recv(int fd, struct msghdr *msg, int flags, bool plain, const c
 		msg->msg_controllen = 0;
 	}
 	if (msg->msg_name) {
-		p_name_to_vm(&sun, len, &vm);
+		vsw_name_to_vm(&sun, len, &vm);
 		if (vm.svm_port == VMADDR_PORT_ANY && vsw_owned(fd) != VSW_SOCK) {
 			/* Not from our world, and fd is not ours any more: the native answer. */
 			memcpy(msg->msg_name, &sun, msg->msg_namelen < len ? msg->msg_namelen : len);
@@ -694,7 +622,7 @@ VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 			msg->msg_controllen = 0;
 			if (!msg->msg_name)
 				continue;
-			p_name_to_vm(&sun[i], len, &vm);
+			vsw_name_to_vm(&sun[i], len, &vm);
 			/* Not from our world: is fd still ours?  If not, the native answer. */
 			if (vm.svm_port == VMADDR_PORT_ANY && !foreign)
 				foreign = vsw_owned(fd) != VSW_SOCK;

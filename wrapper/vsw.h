@@ -41,7 +41,7 @@ struct vsw_config {
 	bool drop;		/* VSOCK_WRAPPER_FULL=drop */
 	bool debug;		/* VSOCK_WRAPPER_DEBUG=1 */
 	/* "\0vsock_wrapper/<namespace>/": the world's name prefix. */
-	char prefix[80];
+	char prefix[96];	/* at most 1 + 14 + 71 + 1 = 87 bytes */
 	size_t prefix_len;
 };
 
