@@ -5,6 +5,7 @@
  * system call per 64 datagrams and no allocation.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -15,15 +16,19 @@ static int p_flags(const void *vsock_info)
 	return vsock_info ? *(const int *) vsock_info : 0;
 }
 
-/* -EINVAL (errno set) unless every entry can be handed to the kernel. */
+/*
+ * -EINVAL (errno set) unless every entry can be handed to the kernel. A
+ * count no array could hold, or a size the kernel reads as negative, is
+ * refused before anything is read or sent.
+ */
 static int p_check(int fd, const struct udo_vsock_udp_dgram *dgrams, size_t count)
 {
 	size_t i;
 
-	if (fd < 0 || !dgrams || !count)
+	if (fd < 0 || !dgrams || !count || count > SSIZE_MAX / sizeof(*dgrams))
 		goto bad;
 	for (i = 0; i < count; i++)
-		if (!dgrams[i].data || !dgrams[i].size)
+		if (!dgrams[i].data || !dgrams[i].size || dgrams[i].size > SSIZE_MAX)
 			goto bad;
 	return 0;
 bad:

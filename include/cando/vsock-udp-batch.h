@@ -35,7 +35,7 @@ struct udo_vsock_udp_dgram {
 /*
  * Send @count datagrams on @sock_fd, with as few sendmmsg(2) calls as the
  * kernel allows (one for up to UDO_VSOCK_UDP_BATCH_MAX datagrams).
- * @dgrams: each entry needs data != NULL and size > 0, as send_data does.
+ * @dgrams: each entry needs data != NULL and 0 < size <= SSIZE_MAX.
  * @addr: destination of the entries whose addr is NULL; NULL on a connected socket.
  * @vsock_info: NULL, or a pointer to an int of sendmmsg(2) MSG_* flags.
  * Returns the number of datagrams sent (>= 1), or a negative errno value.

@@ -37,6 +37,7 @@
 
 #include <cando/log.h>
 #include <cando/vsock-udp.h>
+#include <cando/vsock-udp-batch.h>
 
 static int n_cases, n_failed;
 static bool live;
@@ -387,6 +388,82 @@ static void raw_io_cases(void)
 	   udo_vsock_udp_recv_data(recv_fd, buf, 16, &from, &dontwait), L(EAGAIN), NULL);
 }
 
+/*
+ * The batch extension (<cando/vsock-udp-batch.h>): the same fd variants, and
+ * each way an entry or the array can be wrong. The library refuses a bad
+ * array (NULL, count 0, a count no array could hold, an entry with no data,
+ * size 0 or a size above SSIZE_MAX) with -EINVAL before any system call.
+ */
+static void batch_cases(void)
+{
+	const int dontwait = MSG_DONTWAIT, oob = MSG_OOB | MSG_DONTWAIT;
+	const int recv_fd = udo_vsock_udp_get_fd(INST(m_recv));
+	const int send_fd = udo_vsock_udp_get_fd(INST(m_client));
+	struct sockaddr_vm to = { .svm_family = AF_VSOCK, .svm_cid = 2,
+	                          .svm_port = (unsigned int) sink_port };
+	struct sockaddr_in inet = { .sin_family = AF_INET, .sin_port = htons(9) };
+	const struct fd_variant fds[] = {
+		{ "fd_valid", -1, 0 },	/* recv_fd or send_fd, below */
+		{ "fd_minus1", -1, 0 },
+		{ "fd_closed", closed_fd, EBADF },
+		{ "fd_regular_file", regular_fd, ENOTSOCK },
+		{ "fd_int_max", INT_MAX, EBADF },
+	};
+	const struct {
+		const char *name;
+		void *data;
+		size_t size;
+		size_t count;
+		bool null_array;
+	} arrays[] = {
+		{ "ok", buf, 16, 1, false },
+		{ "array_null", buf, 16, 1, true },
+		{ "count_0", buf, 16, 0, false },
+		{ "count_max", buf, 16, SIZE_MAX, false },
+		{ "data_null", NULL, 16, 1, false },
+		{ "size_0", buf, 0, 1, false },
+		{ "size_max", buf, SIZE_MAX, 1, false },
+	};
+	char name[128];
+
+	for (size_t i = 0; i < UDO_ARRAY_LEN(fds); i++) {
+		for (size_t j = 0; j < UDO_ARRAY_LEN(arrays); j++) {
+			struct udo_vsock_udp_dgram d = { .data = arrays[j].data,
+			                                 .size = arrays[j].size };
+			struct udo_vsock_udp_dgram *dp = arrays[j].null_array ? NULL : &d;
+			struct fd_variant r = fds[i], s = fds[i];
+			bool bad = !arrays[j].data || !arrays[j].size || arrays[j].null_array ||
+			           arrays[j].count != 1 || arrays[j].size > SSIZE_MAX;
+
+			if (i == 0) {
+				r.fd = recv_fd;
+				s.fd = send_fd;
+			}
+			snprintf(name, sizeof(name), "recv_batch_%s_%s", r.name, arrays[j].name);
+			IO(name, udo_vsock_udp_recv_batch(r.fd, dp, arrays[j].count, &dontwait),
+			   bad ? -EINVAL : expect_raw(&r, buf, 16, L(EAGAIN)), NULL);
+			snprintf(name, sizeof(name), "send_batch_%s_%s", s.name, arrays[j].name);
+			IO(name, udo_vsock_udp_send_batch(s.fd, dp, arrays[j].count, &to, NULL),
+			   bad ? -EINVAL : expect_raw(&s, buf, 16, live ? 1 : -EINVAL), NULL);
+		}
+	}
+	{
+		struct udo_vsock_udp_dgram d = { .data = buf, .size = 16 };
+
+		IO("recv_batch_msg_oob", udo_vsock_udp_recv_batch(recv_fd, &d, 1, &oob),
+		   L(EOPNOTSUPP), NULL);
+		IO("send_batch_msg_oob", udo_vsock_udp_send_batch(send_fd, &d, 1, &to, &oob),
+		   L(EOPNOTSUPP), NULL);
+		IO("send_batch_addr_af_inet", udo_vsock_udp_send_batch(
+		   send_fd, &d, 1, (const struct sockaddr_vm *) &inet, NULL), L(EINVAL), NULL);
+		IO("send_batch_addr_null_unconnected",
+		   udo_vsock_udp_send_batch(send_fd, &d, 1, NULL, NULL), L(EINVAL), NULL);
+		d.addr = (struct sockaddr_vm *) (void *) &inet;
+		IO("send_batch_entry_addr_af_inet",
+		   udo_vsock_udp_send_batch(send_fd, &d, 1, &to, NULL), L(EINVAL), NULL);
+	}
+}
+
 static ssize_t expect_inst(const struct inst_variant *v, const void *data, size_t size,
                            ssize_t valid)
 {
@@ -684,6 +761,7 @@ int main(void)
 	fds_before = count_fds();
 	setup();
 	raw_io_cases();
+	batch_cases();
 	inst_io_cases();
 	log_cases();
 	accessor_cases();
