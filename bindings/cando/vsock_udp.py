@@ -477,13 +477,20 @@ class VsockSocket:
         if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
             _bufsize(bufsize)
         info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        buf = self._take_scratch(bufsize)
+        scratch = self._scratch  # _take_scratch/_give_scratch, inlined: the hot path
+        try:
+            buf = scratch.pop()
+            if len(buf) < bufsize:
+                buf = _alloc_uninit(_CHARS, bufsize)
+        except IndexError:
+            buf = _alloc_uninit(_CHARS, bufsize)
         fd = self._fd
         n = _recv_data(fd, buf, bufsize, _NULL, info)
         if n < 0:
             n = self._again(n, False, None, _recv_data, fd, buf, bufsize, _NULL, info)
         data = _unpack(buf, n)
-        self._give_scratch(buf)
+        if bufsize <= _SCRATCH_KEEP:
+            scratch.append(buf)
         return data
 
     # -- send -------------------------------------------------------------
