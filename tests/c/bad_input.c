@@ -39,6 +39,8 @@
 #include <cando/vsock-udp.h>
 #include <cando/vsock-udp-batch.h>
 
+#include "testutil.h"
+
 static int n_cases, n_failed;
 static bool live;
 
@@ -148,20 +150,6 @@ static void check_create(const char *name, struct udo_vsock_udp *got, int err, i
 		struct udo_vsock_udp *r_ = (call);                \
 		check_create((name), r_, errno, (want_errno), (caller)); \
 	} while (0)
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1; /* the directory's own fd */
-}
 
 /* --------------------------------------------------------------- fixtures */
 

@@ -40,37 +40,13 @@
 
 #include <cando/vsock-udp.h>
 
+#include "testutil.h"
+
 #define SENDERS 8
 #define RECEIVERS 8
 #define DGRAM 64
 
 static int per_thread = 2000, churn = 2000, forks = 200;
-static char why[512];
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return 1;
-}
-
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
 
 static uint64_t fnv(const unsigned char *p, size_t n)
 {

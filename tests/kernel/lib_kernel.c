@@ -39,15 +39,15 @@
 #include <cando/log.h>
 #include <cando/vsock-udp.h>
 
+#include "../c/testutil.h"
+
 #define MAX_DGRAM 69608
-#define WHY_SIZE 1024
 #define MAX_TRACKED 16
 
 /* ------------------------------------------------------------------ harness */
 
 static unsigned int local_cid = VMADDR_CID_ANY; /* VMADDR_CID_ANY: none */
 static int next_port = 20000;
-static char why[WHY_SIZE];
 
 /* Instances and raw fds made by the running case, released after it. */
 static struct udo_vsock_udp *tracked[MAX_TRACKED];
@@ -58,17 +58,6 @@ static int ntracked_fds;
 static int port(void)
 {
 	return next_port++;
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	return 1;
 }
 
 /* Record the failure and return from the case. */
@@ -131,21 +120,6 @@ static const char *res_name(ssize_t ret)
 	else
 		snprintf(s, 64, "%zd", ret);
 	return s;
-}
-
-static int count_fds(void)
-{
-	DIR *dir = opendir("/proc/self/fd");
-	struct dirent *de;
-	int n = 0;
-
-	if (!dir)
-		return -1;
-	while ((de = readdir(dir)))
-		if (de->d_name[0] != '.')
-			n++;
-	closedir(dir);
-	return n;
 }
 
 static void fill(unsigned char *buf, size_t size, unsigned int seed)

@@ -30,19 +30,7 @@
 
 #include <cando/vsock-udp.h>
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;
-}
+#include "../c/testutil.h"
 
 static long rss_kb(void)
 {
