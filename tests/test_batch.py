@@ -319,6 +319,12 @@ def _methods() -> dict[str, Any]:
         out["into"] = [bytes(buf[i * 16:i * 16 + n]) for i, (n, _) in enumerate(into)]
         out["into_senders"] = {s for _, s in into}
         out["srv_port"] = srv.port
+        # Items whose len() is not their byte size (4-byte array items), small
+        # (joined in C) and large (pinned one by one): sizes come from the bytes.
+        from array import array
+        small, large = array("I", [1, 2, 3]), array("I", range(1024))
+        out["wide_sent"] = cli.send_many([small, b"z", large])
+        out["wide"] = [len(d) for d, _ in srv.recv_many(8, 8192)]
     try:
         cli.send_many([b"x"])
     except OSError as exc:
@@ -335,3 +341,5 @@ def test_socket_methods(wrapped_worker: WrappedWorker) -> None:
     assert out["into"] == [b"ONE", b"TWO", b"THREE"]
     assert out["into_senders"] == {(2, out["srv_port"])}
     assert out["closed"] == errno.EBADF
+    assert out["wide_sent"] == 3
+    assert out["wide"] == [12, 1, 4096]

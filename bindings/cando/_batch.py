@@ -22,7 +22,6 @@ from __future__ import annotations
 import errno as _errno
 import threading
 from array import array as _array
-from itertools import accumulate as _accumulate
 from typing import Any, List, Literal, Sequence, Tuple
 
 from ._cando import ffi, lib
@@ -43,6 +42,7 @@ _MAX_BUFSIZE = 1 << 30
 # Datagrams that small are copied into one block (one b"".join) rather than
 # pinned one by one (ffi.from_buffer each): cheaper below this average size.
 _JOIN_BELOW = 2048
+_SIZES: Any = ffi.typeof("size_t[]")
 
 # Views of the C arrays as machine words, to read results without a cffi
 # attribute access per field. struct udo_vsock_udp_dgram: `len` is a size_t;
@@ -160,29 +160,35 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     dest = _dest(address)
     info = _flags(flags)
     arr = _send_arrays(count)
-    words = arr.lens
     try:
-        sizes = [len(d) if type(d) is bytes else memoryview(d).nbytes for d in datagrams]
+        # len() is the byte size of everything but multi-byte memoryviews (and
+        # arrays), which join() shows: their len() undercounts.
+        sizes = _array(_SIZE_T, map(len, datagrams))
+        if sum(sizes) < _JOIN_BELOW * count:
+            # Small datagrams: one copy into one block, laid out in C.
+            joined = b"".join(datagrams)
+            if len(joined) != sum(sizes):
+                sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in datagrams])
+            _nonempty(sizes)
+            return _call(lib.cando_send_joined, fd, arr.dgrams, joined,
+                         ffi.from_buffer(_SIZES, sizes), count, dest, info)
+        sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in datagrams])
     except TypeError:
         raise TypeError("datagrams must be bytes-like objects") from None
-    if 0 in sizes:
-        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
-    dw, end = _DGRAM_WORDS, count * _DGRAM_WORDS
-    if sum(sizes) < _JOIN_BELOW * count:
-        # Small datagrams: one copy into one block, one pointer for all.
-        keep: Any = ffi.from_buffer(b"".join(datagrams))
-        ptrs = _array(_SIZE_T, _accumulate(sizes, initial=int(ffi.cast("uintptr_t", keep))))
-        del ptrs[count]
-    else:
-        # Large ones: pinned where they are, no copy.
-        keep = [ffi.from_buffer(data) for data in datagrams]
-        ptrs = _array(_SIZE_T, [int(ffi.cast("uintptr_t", view)) for view in keep])
-    # Whole columns at C speed: every entry's data, then every entry's size.
-    words[_DATA_WORD:end:dw] = ptrs
-    words[_SIZE_WORD:end:dw] = _array(_SIZE_T, sizes)
+    _nonempty(sizes)
+    # Large ones: pinned where they are, no copy; whole columns at C speed.
+    keep = [ffi.from_buffer(data) for data in datagrams]
+    words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
+    words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in keep])
+    words[_SIZE_WORD:end:dw] = sizes
     ret = _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
     del keep
     return ret
+
+
+def _nonempty(sizes: Any) -> None:
+    if 0 in sizes:
+        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
 
 
 def _recv_arrays(count: int, bufsize: int) -> _Arrays:
@@ -257,7 +263,10 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
         st.into, st.into_key = arr, key
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
     del view
-    lens, words = arr.lens, arr.ports
+    # Whole columns at C speed (strided views, zip): no bytecode per datagram.
+    words, end = arr.ports, n * _ADDR_WORDS
     assert words is not None
-    lw, dw, pw, cw, aw = _LEN_WORD, _DGRAM_WORDS, _PORT_WORD, _CID_WORD, _ADDR_WORDS
-    return [(lens[i * dw + lw], (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
+    senders = zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
+                  words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
+    return list(zip(arr.lens[_LEN_WORD:n * _DGRAM_WORDS:_DGRAM_WORDS].tolist(), senders,
+                    strict=True))
