@@ -57,6 +57,10 @@ def test_c_reference_documents_every_declared_function(html: Path) -> None:
     assert "vsock_info \u2013 a struct udo_vsock_udp_server_create_info." in page
     assert "-1 (VMADDR_PORT_ANY) lets the kernel choose" in page
     assert "Log levels are bit flags" in page
+    # The batch extension is documented too, in its own section.
+    c_ids = ids(html / "c-api.html")
+    for name in ("udo_vsock_udp_send_batch", "udo_vsock_udp_recv_batch", "udo_vsock_udp_dgram"):
+        assert f"c.{name}" in c_ids, name
 
 
 def test_spec_page_keeps_its_own_declarations(html: Path) -> None:
