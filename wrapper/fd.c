@@ -36,33 +36,53 @@ VSW_API int close(int fd)
 	return rc;
 }
 
+static int p_close_range(unsigned int first, unsigned int last, int flags)
+{
+	return vsw_real.close_range ? vsw_real.close_range(first, last, flags)
+				    : (int)syscall(SYS_close_range, first, last, flags);
+}
+
+/*
+ * The table forgets the range and the real call closes it under one lock
+ * hold, as close() forgets before it closes: else another thread's socket()
+ * could get a number freed here, register it, and lose it to the forget.
+ * Closing a socket never blocks here (AF_UNIX has no linger).
+ */
 VSW_API int close_range(unsigned int first, unsigned int last, int flags)
 {
 	int rc;
 
 	vsw_init();
-	rc = vsw_real.close_range ? vsw_real.close_range(first, last, flags)
-				  : (int)syscall(SYS_close_range, first, last, flags);
-	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && first <= last && !vsw_vfork_child()) {
-		vsw_lock();
+	if (first > last || (flags & ~(CLOSE_RANGE_UNSHARE | CLOSE_RANGE_CLOEXEC)) ||
+	    (flags & CLOSE_RANGE_CLOEXEC) || vsw_vfork_child())
+		return p_close_range(first, last, flags);	/* nothing to forget */
+	vsw_lock();
+	rc = p_close_range(first, last, flags);
+	if (rc == 0)
 		vsw_forget_range(first, last);
-		vsw_unlock();
-	}
+	vsw_unlock();
 	return rc;
+}
+
+static void p_closefrom(int lowfd)
+{
+	if (vsw_real.closefrom)
+		vsw_real.closefrom(lowfd);
+	else
+		(void)syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0);
 }
 
 VSW_API void closefrom(int lowfd)
 {
 	vsw_init();
-	if (vsw_real.closefrom)
-		vsw_real.closefrom(lowfd);
-	else
-		(void)syscall(SYS_close_range, (unsigned int)lowfd, ~0U, 0);
-	if (lowfd >= 0 && !vsw_vfork_child()) {
-		vsw_lock();
-		vsw_forget_range((unsigned int)lowfd, ~0U);
-		vsw_unlock();
+	if (lowfd < 0 || vsw_vfork_child()) {
+		p_closefrom(lowfd);
+		return;
 	}
+	vsw_lock();
+	p_closefrom(lowfd);
+	vsw_forget_range((unsigned int)lowfd, ~0U);
+	vsw_unlock();
 }
 
 enum p_dup_op { P_DUP, P_DUP2, P_DUP3, P_DUPFD, P_DUPFD_CLOEXEC };

@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/kcmp.h>
 #include <unistd.h>
 
 #include "vsw.h"
@@ -69,9 +70,30 @@ static void p_child(void)
 	pthread_mutex_unlock(&p_mutex);
 }
 
+/*
+ * A pid that is not the owner's is a vfork() child only if it shares the
+ * owner's memory: a child of _Fork() or of clone() without CLONE_VM runs no
+ * atfork handler, and adopts the table (its copy) here instead.
+ */
 bool vsw_vfork_child(void)
 {
-	return (pid_t)syscall(SYS_getpid) != p_owner;
+	pid_t pid = (pid_t)syscall(SYS_getpid);
+	int saved = errno;
+	long cmp;
+
+	if (pid == p_owner)
+		return false;
+	cmp = syscall(SYS_kcmp, pid, p_owner, KCMP_VM, 0, 0);
+	if (cmp < 0 && errno != ESRCH) {
+		/* No kcmp here (ENOSYS, EPERM): leave the table alone, right for vfork. */
+		errno = saved;
+		return true;
+	}
+	errno = saved;
+	if (cmp == 0)
+		return true;	/* the owner's memory: a vfork() child */
+	p_owner = pid;		/* memory of its own (or the owner is gone): adopt */
+	return false;
 }
 
 void vsw_fdtab_init(void);
@@ -210,6 +232,18 @@ int vsw_share(int newfd, int oldfd)
 		return -1;
 	o->refs++;
 	return 0;
+}
+
+bool vsw_same_file_locked(int fd, struct vsw_obj *o)
+{
+	struct stat st;
+	int saved = errno, rc = fstat(fd, &st);
+
+	errno = saved;
+	if (rc == 0 && st.st_ino == o->ino && st.st_dev == o->dev)
+		return true;
+	vsw_forget(fd);
+	return false;
 }
 
 enum vsw_kind vsw_owned(int fd)

@@ -124,6 +124,11 @@ static int p_route_locked(int fd, struct vsw_obj *o, const struct msghdr *msg, s
 
 	if (msg->msg_iovlen > IOV_MAX || (msg->msg_iovlen && !msg->msg_iov))
 		return msg->msg_iovlen > IOV_MAX ? -EMSGSIZE : -EFAULT;
+	/* The first send auto-binds: a real bind(), which must not land on an fd
+	 * closed behind our back and reused (the stale-fd check the hot path skips).
+	 * -EBADF sends the caller to p_foreign(), which answers natively. */
+	if (!o->bound && !vsw_same_file_locked(fd, o))
+		return -EBADF;
 	*total = p_iov_total(msg->msg_iov, msg->msg_iovlen);
 	rc = p_destination_locked(fd, o, msg, dst);
 	if (rc)
@@ -410,6 +415,10 @@ VSW_API int sendmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags)
 		for (i = 0; i < n; i++) {
 			const struct msghdr *msg = &vec[done + i].msg_hdr;
 
+			if ((int)msg->msg_namelen < 0) {
+				rc = -EINVAL;	/* as sendmsg(): copy_msghdr_from_user() */
+				break;
+			}
 			rc = p_route_locked(fd, o, msg, &total[i], &dst, &sun[i],
 					    &mm[i].msg_hdr.msg_namelen);
 			if (rc)
@@ -522,6 +531,8 @@ VSW_API ssize_t readv(int fd, const struct iovec *iov, int cnt)
 		return vsw_real.readv(fd, iov, cnt);
 	if (cnt < 0 || cnt > IOV_MAX)
 		return p_fail(EINVAL);
+	if (cnt && !iov)
+		return p_fail(EFAULT);	/* the kernel's copy of the iovec fails */
 	m.msg_iovlen = (size_t)cnt;
 	/* sock_read_iter(): an empty read returns 0 and leaves the datagram queued. */
 	if (!p_iov_total(iov, (size_t)cnt))
@@ -577,6 +588,10 @@ VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		vlen = UIO_MAXIOV;
 	if (flags & (MSG_OOB | MSG_ERRQUEUE)) {
 		err = EOPNOTSUPP;
+		vlen = 0;
+	}
+	if (vlen && !vec) {
+		err = EFAULT;
 		vlen = 0;
 	}
 	/* As p_recv, per message: a negative name length stops the batch there. */

@@ -235,14 +235,21 @@ static int p_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	case SO_PROTOCOL:
 		return p_int_out(0, val, len);
 	case SO_PEERNAME: {
-		socklen_t want;
+		/* sock_getsockopt(): ENOTCONN first; then a buffer longer than the
+		 * address is EINVAL, a shorter one gets a truncated copy. */
+		struct sockaddr_vm peer;
+		socklen_t plen = sizeof(peer);
 
 		if (!len)
 			return p_fail(EFAULT);
-		want = *len;
-		if ((int)want < (int)sizeof(struct sockaddr_vm))
+		if ((int)*len < 0)
 			return p_fail(EINVAL);
-		return p_getname(fd, val, len, true);
+		if (p_getname(fd, (struct sockaddr *)&peer, &plen, true) < 0)
+			return -1;
+		if (*len > plen)
+			return p_fail(EINVAL);
+		memcpy(val, &peer, *len);
+		return 0;
 	}
 	default:
 		return vsw_real.getsockopt(fd, level, name, val, len);

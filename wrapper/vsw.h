@@ -128,6 +128,9 @@ struct vsw_obj *vsw_find(int fd);
 int vsw_track(int fd, enum vsw_kind kind);
 /* Under the lock: newfd now refers to what oldfd refers to (or to nothing). */
 int vsw_share(int newfd, int oldfd);
+/* Under the lock: true if fd is still the file o was registered for; else
+ * forgets fd (o may be freed) and returns false.  Keeps errno. */
+bool vsw_same_file_locked(int fd, struct vsw_obj *o);
 /* Under the lock: forget fd. */
 void vsw_forget(int fd);
 /* Under the lock: forget every fd in [lo, hi]. */
