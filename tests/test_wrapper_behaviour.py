@@ -13,9 +13,10 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
-from wrapper_helpers import find_wrapper, run_py, unique_namespace, wrapped_env
+from wrapper_helpers import compiler, find_wrapper, run_py, unique_namespace, wrapped_env
 
 
 @pytest.fixture(scope="module")
@@ -387,3 +388,26 @@ def test_bound_name_carries_the_whole_prefix(vsw_lib: str, length: int) -> None:
     expected_ns = ns if length <= 71 else ns[:50] + "#"
     assert name.startswith("@vsock_wrapper/" + expected_ns), name
     assert len(name) <= 108, name
+
+
+REGRESS_CASES = ["close_range_race", "stale_fd_not_bound", "so_peername", "raw_fork_child",
+                 "sendmmsg_negative_namelen", "readv_null_iov"]
+
+
+@pytest.fixture(scope="module")
+def regress_output(vsw_lib: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """tests/c/wrapper_regress.c (review findings), built and run once under the wrapper."""
+    exe = tmp_path_factory.mktemp("regress") / "wrapper_regress"
+    src = Path(__file__).resolve().parent / "c" / "wrapper_regress.c"
+    subprocess.run([compiler(), "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-pthread",
+                    "-o", str(exe), str(src)], check=True, capture_output=True, text=True)
+    proc = subprocess.run([str(exe)], env=wrapped_env(vsw_lib, unique_namespace()),
+                          capture_output=True, text=True, timeout=120)
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines())
+    assert set(lines) == set(REGRESS_CASES), proc.stdout + proc.stderr
+    return lines
+
+
+@pytest.mark.parametrize("case", REGRESS_CASES)
+def test_review_regression(case: str, regress_output: dict[str, str]) -> None:
+    assert regress_output[case] == "ok", regress_output[case]
