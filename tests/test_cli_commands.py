@@ -380,3 +380,22 @@ def test_help_lists_exit_codes_and_examples() -> None:
         assert "examples:\n  " in help_.stdout and f"cando-vsock {sub}" in help_.stdout
         assert "--json" in help_.stdout
 
+
+
+@pytest.mark.parametrize("json_flag", [[], ["--json"]])
+def test_closed_stdout_exits_141_quietly(namespace: str, json_flag: list[str]) -> None:
+    """A reader that goes away (`| head -1`) is no network failure: exit 141, no traceback."""
+    echo, port = start_echo(namespace)
+    try:
+        ping = subprocess.Popen(wrapped(namespace, *json_flag, "ping", "-c", "2000", "-i", "0",
+                                        "2", str(port)),
+                                env=plain_env(), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert ping.stdout is not None and ping.stderr is not None
+        assert ping.stdout.readline()  # one line read, then the reader is gone
+        ping.stdout.close()
+        stderr = ping.stderr.read()
+        assert ping.wait(timeout=TIMEOUT) == cando_cli.EXIT_BROKEN_PIPE, stderr
+        assert "Traceback" not in stderr and "EPIPE" not in stderr, stderr
+    finally:
+        finish_killed(echo)

@@ -688,3 +688,90 @@ def test_errno_classes_in_one_place() -> None:
     for err, cls in ERRNO_CLASSES.items():
         if cls is not cando.TransportUnavailableError:
             assert type(OSError(err, "x")) is cls
+
+
+# -- review findings ------------------------------------------------------------------
+
+
+def _sender_read_before_reuse() -> dict[str, Any]:
+    """recvfrom/recvfrom_into report their own sender even when, the moment the
+    sockaddr goes back to the pool, another receive (as another thread would)
+    takes it and overwrites it."""
+    out: dict[str, Any] = {}
+    with Server(port=-1) as srv, Client(VMADDR_CID_HOST, srv.port) as a, \
+            Client(VMADDR_CID_HOST, srv.port) as b:
+        srv.settimeout(WAIT)  # a regression fails, it does not hang
+        a.send(b"A")
+        b.send(b"B")
+        inner: list[Any] = []
+        armed = [True]
+
+        class Reentrant(list):  # type: ignore[type-arg]
+            def append(self, item: Any) -> None:
+                super().append(item)
+                if armed[0]:
+                    armed[0] = False  # once: the inner receive appends too
+                    inner.append(srv.recvfrom(16))  # reuses the sockaddr just returned
+
+        srv._addrs = Reentrant(srv._addrs)
+        data, sender = srv.recvfrom(16)
+        out["outer"] = (data, sender)
+        out["inner"] = inner[0]
+        out["ports"] = {"A": a.getsockname()[1], "B": b.getsockname()[1]}
+    return out
+
+
+def test_recvfrom_reads_its_sender_before_the_pool_reuses_it(
+        wrapped_worker: Any) -> None:
+    out = wrapped_worker.call(_sender_read_before_reuse)
+    ports = out["ports"]
+    assert out["outer"] == (b"A", (2, ports["A"]))
+    assert out["inner"] == (b"B", (2, ports["B"]))
+
+
+def _timeouts_out_of_range() -> list[str]:
+    got = []
+    with Server(port=-1) as srv:
+        for value in (float("inf"), 1e300, 1e12):
+            try:
+                srv.settimeout(value)
+                got.append("accepted")
+            except OverflowError:
+                got.append("OverflowError")
+        srv.settimeout(3e6)  # longer than one poll() can wait: accepted, polled in slices
+        got.append(str(srv.gettimeout()))
+    return got
+
+
+def test_settimeout_refuses_what_socket_refuses(wrapped_worker: Any) -> None:
+    assert wrapped_worker.call(_timeouts_out_of_range) == [
+        "OverflowError", "OverflowError", "OverflowError", "3000000.0"]
+    for value in (float("inf"), 1e300, 1e12):
+        with pytest.raises(OverflowError):
+            socket.socket().settimeout(value)
+
+
+def _send_many_checks() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with Server(port=-1) as srv, Client(VMADDR_CID_HOST, srv.port) as cli:
+        class Liar(list):  # type: ignore[type-arg]
+            def __len__(self) -> int:
+                return 6
+
+        out["liar_sent"] = cli.send_many(Liar([b"hello"]))
+        out["liar_got"] = [d for d, _ in srv.recv_many(8, 64)]
+        cli.send_many([b"ok"], (VMADDR_CID_HOST, srv.port))
+        srv.recv_many(8, 64)
+        try:  # the same address as floats: refused, even right after a valid call
+            cli.send_many([b"x"], (float(VMADDR_CID_HOST), srv.port))
+            out["float_cid"] = "accepted"
+        except TypeError:
+            out["float_cid"] = "TypeError"
+    return out
+
+
+def test_send_many_sends_what_it_iterates_and_checks_every_address(
+        wrapped_worker: Any) -> None:
+    out = wrapped_worker.call(_send_many_checks)
+    assert out["liar_sent"] == 1 and out["liar_got"] == [b"hello"]
+    assert out["float_cid"] == "TypeError"

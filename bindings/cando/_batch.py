@@ -20,9 +20,8 @@ argument raises ``TypeError``/``ValueError`` before any C call.
 from __future__ import annotations
 
 import errno as _errno
-import threading
 from array import array as _array
-from typing import Any, List, Literal, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
 
 from ._cando import ffi, lib
 from .errors import error_from_errno
@@ -43,6 +42,7 @@ _MAX_BUFSIZE = 1 << 30
 # pinned one by one (ffi.from_buffer each): cheaper below this average size.
 _JOIN_BELOW = 2048
 _SIZES: Any = ffi.typeof("size_t[]")
+_CHARS: Any = ffi.typeof("char[]")
 
 # Views of the C arrays as machine words, to read results without a cffi
 # attribute access per field. struct udo_vsock_udp_dgram: `len` is a size_t;
@@ -84,21 +84,18 @@ class _Arrays:
         self.data: Any = None  # the receive buffer these entries point into
 
 
-class _State(threading.local):
-    """Per thread, so concurrent batches never share arrays."""
+# Arrays are taken out of these pools for the length of one call and given
+# back after its results are read (list.pop/append are atomic): concurrent
+# calls, and a signal handler that batches while a call waits in EINTR, never
+# share one. Receive arrays are kept per shape, a few shapes and bytes at most.
+_SEND_POOL: List[_Arrays] = []
+_RECV_POOL: Dict[Tuple[int, int], List[_Arrays]] = {}
+_INTO_POOL: Dict[Tuple[int, int, int], List[_Arrays]] = {}
+_POOL_SHAPES = 8
+_POOL_KEEP_BYTES = 1 << 22
 
-    def __init__(self) -> None:
-        self.flags = ffi.new("int *")
-        self.dest = ffi.new("struct sockaddr_vm *")
-        self.dest.svm_family = lib.AF_VSOCK
-        self.dest_key: Address | None = None
-        self.send: _Arrays | None = None
-        self.recv: dict[Tuple[int, int], _Arrays] = {}
-        self.into: _Arrays | None = None
-        self.into_key: Tuple[int, int, int] = (0, 0, 0)
-
-
-_state = _State()
+# One immutable int * per flags value: read by C, never written once shared.
+_FLAGS: Dict[int, Any] = {}
 
 
 def _fail(ret: int) -> None:
@@ -116,31 +113,47 @@ def _call(fn: Any, *args: Any) -> int:
 
 
 def _flags(flags: int) -> Any:
-    st = _state
-    st.flags[0] = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
-    return st.flags
+    ptr = _FLAGS.get(flags) if type(flags) is int else None
+    if ptr is None:
+        value = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
+        ptr = ffi.new("int *", value)
+        if len(_FLAGS) < 64:
+            _FLAGS[value] = ptr
+    return ptr
 
 
 def _dest(address: Address | None) -> Any:
+    """The destination of one call (checked first, in a sockaddr_vm of its own)."""
     if address is None:
         return ffi.NULL
-    st = _state
-    if address != st.dest_key:
-        if not isinstance(address, tuple) or len(address) != 2:
-            raise TypeError("address must be a (cid, port) tuple or None")
-        cid = _check_int("cid", address[0], 0, _U32_MAX)
-        port = _check_int("port", address[1], 0, _U32_MAX)
-        st.dest.svm_cid, st.dest.svm_port = cid, port
-        st.dest_key = (cid, port)
-    return st.dest
+    if type(address) is not tuple or len(address) != 2:
+        raise TypeError("address must be a (cid, port) tuple or None")
+    dest = ffi.new("struct sockaddr_vm *")
+    dest.svm_family = lib.AF_VSOCK
+    dest.svm_cid = _check_int("cid", address[0], 0, _U32_MAX)
+    dest.svm_port = _check_int("port", address[1], 0, _U32_MAX)
+    return dest
 
 
-def _send_arrays(count: int) -> _Arrays:
-    st = _state
-    arr = st.send
-    if arr is None or arr.size < count:
-        arr = st.send = _Arrays(max(count, BATCH_MAX), with_addrs=False)
-    return arr
+def _take(pool: List[_Arrays], count: int, make: Callable[[], _Arrays]) -> _Arrays:
+    try:
+        arr = pool.pop()
+        if arr.size >= count:
+            return arr
+    except IndexError:
+        pass
+    return make()
+
+
+def _give(pools: Dict[Any, List[_Arrays]], key: Any, arr: _Arrays, nbytes: int) -> None:
+    """Keep arr for the next call of its shape, within the pools' bounds."""
+    pool = pools.get(key)
+    if pool is None:
+        if len(pools) >= _POOL_SHAPES or nbytes > _POOL_KEEP_BYTES:
+            return
+        pool = pools.setdefault(key, [])
+    if len(pool) < 4:
+        pool.append(arr)
 
 
 def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
@@ -154,36 +167,45 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     (the C API sends no 0-byte datagrams).
     """
     _check_int("fd", fd, 0, _INT_MAX)
-    count = len(datagrams)
+    try:
+        items = tuple(datagrams)  # one snapshot: what is counted is what is sent
+    except TypeError:
+        raise TypeError("datagrams must be a sequence of bytes-like objects") from None
+    count = len(items)
     if count == 0:
         return 0
     dest = _dest(address)
     info = _flags(flags)
-    arr = _send_arrays(count)
     try:
         # len() is the byte size of everything but multi-byte memoryviews (and
         # arrays), which join() shows: their len() undercounts.
-        sizes = _array(_SIZE_T, map(len, datagrams))
+        sizes = _array(_SIZE_T, map(len, items))
         if sum(sizes) < _JOIN_BELOW * count:
             # Small datagrams: one copy into one block, laid out in C.
-            joined = b"".join(datagrams)
+            joined = b"".join(items)
             if len(joined) != sum(sizes):
-                sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in datagrams])
+                sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in items])
             _nonempty(sizes)
-            return _call(lib.cando_send_joined, fd, arr.dgrams, joined,
+            keep: Any = joined
+        else:
+            # Large ones: pinned where they are (no copy); sizes from the pins.
+            keep = [ffi.from_buffer(_CHARS, d) for d in items]
+            sizes = _array(_SIZE_T, map(len, keep))
+            _nonempty(sizes)
+    except (TypeError, BufferError):
+        raise TypeError("datagrams must be contiguous bytes-like objects") from None
+    arr = _take(_SEND_POOL, count, lambda: _Arrays(max(count, BATCH_MAX), with_addrs=False))
+    try:
+        if type(keep) is bytes:
+            return _call(lib.cando_send_joined, fd, arr.dgrams, keep,
                          ffi.from_buffer(_SIZES, sizes), count, dest, info)
-        sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in datagrams])
-    except TypeError:
-        raise TypeError("datagrams must be bytes-like objects") from None
-    _nonempty(sizes)
-    # Large ones: pinned where they are, no copy; whole columns at C speed.
-    keep = [ffi.from_buffer(data) for data in datagrams]
-    words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
-    words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in keep])
-    words[_SIZE_WORD:end:dw] = sizes
-    ret = _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
-    del keep
-    return ret
+        words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
+        words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in keep])
+        words[_SIZE_WORD:end:dw] = sizes
+        return _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
+    finally:
+        if len(_SEND_POOL) < 4:
+            _SEND_POOL.append(arr)
 
 
 def _nonempty(sizes: Any) -> None:
@@ -192,18 +214,12 @@ def _nonempty(sizes: Any) -> None:
 
 
 def _recv_arrays(count: int, bufsize: int) -> _Arrays:
-    st = _state
-    arr = st.recv.get((count, bufsize))
-    if arr is None:
-        if len(st.recv) >= 8:  # a few shapes per thread; drop the oldest
-            del st.recv[next(iter(st.recv))]
-        arr = _Arrays(count)
-        arr.data = ffi.new("char[]", count * bufsize)
-        for i in range(count):
-            d = arr.dgrams[i]
-            d.data = arr.data + i * bufsize
-            d.size = bufsize
-        st.recv[(count, bufsize)] = arr
+    arr = _Arrays(count)
+    arr.data = ffi.new("char[]", count * bufsize)
+    for i in range(count):
+        d = arr.dgrams[i]
+        d.data = arr.data + i * bufsize
+        d.size = bufsize
     return arr
 
 
@@ -221,14 +237,17 @@ def recv_many(fd: int, count: int, bufsize: int,
     _check_int("count", count, 1, _MAX_COUNT)
     _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
     info = _flags(flags)
-    arr = _recv_arrays(count, bufsize)
+    key = (count, bufsize)
+    arr = _take(_RECV_POOL.get(key, []), count, lambda: _recv_arrays(count, bufsize))
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
     buf = ffi.buffer(arr.data)
     lens, words = arr.lens, arr.ports
     assert words is not None
     lw, dw, pw, cw, aw = _LEN_WORD, _DGRAM_WORDS, _PORT_WORD, _CID_WORD, _ADDR_WORDS
-    return [(buf[i * bufsize:i * bufsize + lens[i * dw + lw]],
-             (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
+    got = [(buf[i * bufsize:i * bufsize + min(lens[i * dw + lw], bufsize)],
+            (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
+    _give(_RECV_POOL, key, arr, count * bufsize)
+    return got
 
 
 def recv_many_into(fd: int, buffer: Any, bufsize: int,
@@ -243,7 +262,7 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
     _check_int("fd", fd, 0, _INT_MAX)
     _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
     try:
-        view = ffi.from_buffer(buffer, require_writable=True)
+        view = ffi.from_buffer(_CHARS, buffer, True)
     except (BufferError, TypeError) as exc:
         raise TypeError(f"buffer must be a writable, contiguous bytes-like object: {exc}") from None
     count = len(view) // bufsize
@@ -251,16 +270,16 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
         raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
     count = min(count, _MAX_COUNT)
     info = _flags(flags)
-    st = _state
     key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
-    arr = st.into
-    if arr is None or st.into_key != key:
+
+    try:
+        arr = _INTO_POOL.get(key, []).pop()  # entries into this very buffer, these slots
+    except IndexError:
         arr = _Arrays(count)
         for i in range(count):
             d = arr.dgrams[i]
             d.data = view + i * bufsize
             d.size = bufsize
-        st.into, st.into_key = arr, key
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
     del view
     # Whole columns at C speed (strided views, zip): no bytecode per datagram.
@@ -268,5 +287,7 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
     assert words is not None
     senders = zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
                   words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
-    return list(zip(arr.lens[_LEN_WORD:n * _DGRAM_WORDS:_DGRAM_WORDS].tolist(), senders,
-                    strict=True))
+    got = list(zip(arr.lens[_LEN_WORD:n * _DGRAM_WORDS:_DGRAM_WORDS].tolist(), senders,
+                   strict=True))
+    _give(_INTO_POOL, key, arr, 0)
+    return got

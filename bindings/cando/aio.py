@@ -59,7 +59,9 @@ class _Queue:
     """The tasks waiting for one direction (read or write) of one socket, in order."""
 
     def __init__(self, sock: VsockSocket, writing: bool) -> None:
-        self.sock = sock
+        # Weak: _queues holds this queue under the socket as a weak key, and a
+        # strong reference back would keep the socket (and its fd) forever.
+        self.sock = weakref.ref(sock)
         self.writing = writing
         self.loop: asyncio.AbstractEventLoop | None = None
         self.fd = -1
@@ -79,7 +81,8 @@ class _Queue:
         self.waiters.append(entry)
         if len(self.waiters) == 1:
             self.loop = loop
-            self.fd = self.sock.fileno()
+            sock = self.sock()
+            self.fd = sock.fileno() if sock is not None else -1
             if self.fd < 0:
                 self.waiters.clear()
                 raise closed_error()
@@ -262,11 +265,15 @@ class VsockDatagramTransport(asyncio.DatagramTransport):
         loop.call_soon(self._start, waiter)
 
     def _start(self, waiter: asyncio.Future[None]) -> None:
-        self._protocol.connection_made(self)
-        if not self._closing:
-            self._loop.add_reader(self._fd, self._read_ready)
-        if not waiter.cancelled():
-            waiter.set_result(None)
+        # As asyncio's own transports: the endpoint is made even if
+        # connection_made raises (the loop's exception handler reports that).
+        try:
+            self._protocol.connection_made(self)
+            if not self._closing:
+                self._loop.add_reader(self._fd, self._read_ready)
+        finally:
+            if not waiter.done():
+                waiter.set_result(None)
 
     def __repr__(self) -> str:
         state = "closed" if self._sock is None else ("closing" if self._closing else "open")

@@ -92,6 +92,11 @@ class CommandError(Exception):
 # -- output -----------------------------------------------------------------------------
 
 
+class StdoutClosed(Exception):
+    """Standard output went away (``| head -1``). Not an OSError on purpose:
+    the commands' socket error handling must not take it for a network failure."""
+
+
 class Output:
     """Where a command reports: text lines, or JSON lines with ``--json``."""
 
@@ -99,18 +104,24 @@ class Output:
         self.json = json_mode
         self.stream = stream if stream is not None else sys.stdout
 
+    def _write(self, line: str) -> None:
+        try:
+            print(line, file=self.stream, flush=True)
+        except BrokenPipeError:
+            raise StdoutClosed from None
+
     def text(self, line: str) -> None:
         """A line only for the text output."""
         if not self.json:
-            print(line, file=self.stream, flush=True)
+            self._write(line)
 
     def event(self, event: str | None, line: str | None = None, /, **fields: Any) -> None:
         """One JSON object (``{"event": ..., **fields}``) or one line of text."""
         if self.json:
             obj = fields if event is None else {"event": event, **fields}
-            print(json.dumps(obj), file=self.stream, flush=True)
+            self._write(json.dumps(obj))
         elif line is not None:
-            print(line, file=self.stream, flush=True)
+            self._write(line)
 
 
 def _say(command: str, message: str) -> None:
@@ -897,19 +908,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out = Output(bool(args.json))
     try:
-        return int(args.func(args, out))
-    except CommandError as exc:
-        if out.json:
-            out.event("error", None, command=args.command_name, message=str(exc),
-                      exit_code=exc.code, **exc.fields)
-        _say(args.command_name, str(exc))
-        return exc.code
-    except TimeoutError as exc:
-        _say(args.command_name, exc.strerror or str(exc))
-        return EXIT_TIMEOUT
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
+        try:
+            return int(args.func(args, out))
+        except CommandError as exc:
+            if out.json:
+                out.event("error", None, command=args.command_name, message=str(exc),
+                          exit_code=exc.code, **exc.fields)
+            _say(args.command_name, str(exc))
+            return exc.code
+        except TimeoutError as exc:
+            _say(args.command_name, exc.strerror or str(exc))
+            return EXIT_TIMEOUT
+        except KeyboardInterrupt:
+            return EXIT_INTERRUPTED
+    except (StdoutClosed, BrokenPipeError):
         # Quiet exit when a reader such as `head` went away; no flush error at exit.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

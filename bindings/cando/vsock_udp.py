@@ -69,6 +69,10 @@ VMADDR_PORT_ANY: int = lib.VMADDR_PORT_ANY
 _U32_MAX = 0xFFFFFFFF
 _INT_MAX = 0x7FFFFFFF
 _MAX_BUFSIZE = 1 << 30
+# Timeouts as socket.settimeout takes them (its limit: nanoseconds in an
+# int64), waited out in poll() slices.
+_MAX_TIMEOUT = float((1 << 63) - 1) / 1e9
+_POLL_MAX_MS = (1 << 31) - 1
 # recv()/recvfrom() keep their buffer for the next call up to this size: the
 # largest datagram (69608 bytes) fits; a one-off huge bufsize is not kept.
 _SCRATCH_KEEP = 1 << 17
@@ -185,6 +189,8 @@ def _check_timeout(value: object) -> float | None:
     timeout = float(value)
     if math.isnan(timeout) or timeout < 0:
         raise ValueError("timeout value out of range (must be >= 0 or None)")
+    if timeout > _MAX_TIMEOUT:  # inf included, as socket.settimeout refuses it
+        raise OverflowError("timestamp out of range for platform time_t")
     return timeout
 
 
@@ -364,8 +370,10 @@ class VsockSocket:
                 raise timeout_error()
             poller = select.poll()
             poller.register(self._live_fd(), select.POLLOUT if writing else select.POLLIN)
-            # poll() itself retries EINTR with the time left (PEP 475).
-            if not poller.poll(math.ceil(remaining * 1000)):
+            # poll() itself retries EINTR with the time left (PEP 475). It takes
+            # an int of ms: a longer wait is polled out in slices.
+            ready = poller.poll(min(math.ceil(remaining * 1000), _POLL_MAX_MS))
+            if not ready and time.monotonic() >= deadline:
                 raise timeout_error()
             return deadline
         raise _error(err, instance)
@@ -419,8 +427,9 @@ class VsockSocket:
         info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
         addr = self._take_addr()
         n = self._recvfrom_raw(view, size, addr, info)
+        sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
         self._addrs.append(addr)
-        return n, (addr.svm_cid, addr.svm_port)
+        return n, sender
 
     def _take_addr(self) -> Any:
         """A sockaddr_vm for one receive, from a per-socket pool (list.pop is atomic)."""
@@ -459,10 +468,11 @@ class VsockSocket:
         buf = self._take_scratch(bufsize)
         addr = self._take_addr()
         n = self._recvfrom_raw(buf, bufsize, addr, info)
-        data = _unpack(buf, n)
+        data = _unpack(buf, min(n, bufsize))  # unpack trusts its length: never past bufsize
+        sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
         self._give_scratch(buf)
         self._addrs.append(addr)
-        return data, (addr.svm_cid, addr.svm_port)
+        return data, sender
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
         """One receive with the sender's address (``udo_vsock_udp_recv_data``)."""
@@ -488,7 +498,7 @@ class VsockSocket:
         n = _recv_data(fd, buf, bufsize, _NULL, info)
         if n < 0:
             n = self._again(n, False, None, _recv_data, fd, buf, bufsize, _NULL, info)
-        data = _unpack(buf, n)
+        data = _unpack(buf, min(n, bufsize))  # unpack trusts its length: never past bufsize
         if bufsize <= _SCRATCH_KEEP:
             scratch.append(buf)
         return data
@@ -671,7 +681,11 @@ class Server(_Instance):
         fd = int(lib.udo_vsock_udp_server_accept(inst, addr))
         if fd < 0:
             raise _error(ffi.errno, inst)
-        return Connection(fd, peer=checked)
+        try:
+            return Connection(fd, peer=checked)
+        except BaseException:
+            os.close(fd)  # the Connection never owned it
+            raise
 
 
 class Client(_Instance):
