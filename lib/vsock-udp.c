@@ -21,15 +21,6 @@ struct udo_vsock_udp {
 	struct sockaddr_vm          addr;
 };
 
-/*
- * Both create-info structs are { unsigned int vcid; int port; }. One
- * private view lets server and client share the create path.
- */
-struct p_create_info {
-	unsigned int vcid;
-	int          port;
-};
-
 /* Why a call may fail in ways a vsock user would not guess from strerror. */
 static const char *p_hint(const char *call, int err)
 {
@@ -94,10 +85,15 @@ static bool p_is_error(ssize_t ret)
 	return ret < 0 && ret != -EINTR && ret != -EAGAIN;
 }
 
-static struct udo_vsock_udp *p_create(struct udo_vsock_udp *vsock, const void *vsock_info,
-                                      bool server, const char *func)
+/*
+ * The create path server and client share. Each public function reads its
+ * own info struct and passes the values: both structs are
+ * { unsigned int vcid; int port; }, but reading one through the other's
+ * type would break C's aliasing rules.
+ */
+static struct udo_vsock_udp *p_create(struct udo_vsock_udp *vsock, bool has_info,
+                                      unsigned int vcid, int port, bool server, const char *func)
 {
-	const struct p_create_info *info = vsock_info;
 	struct udo_vsock_udp *inst = vsock;
 	socklen_t len = sizeof(inst->addr);
 
@@ -113,20 +109,20 @@ static struct udo_vsock_udp *p_create(struct udo_vsock_udp *vsock, const void *v
 	}
 	inst->fd = -1;
 
-	if (!info) {
+	if (!has_info) {
 		p_fail(inst, func, EINVAL, func, "vsock_info is NULL");
 		goto fail;
 	}
-	if (info->port < -1) {
+	if (port < -1) {
 		p_fail(inst, func, EINVAL, func, "port is below -1 (VMADDR_PORT_ANY)");
 		goto fail;
 	}
 
-	inst->vcid = info->vcid;
-	inst->port = info->port;
+	inst->vcid = vcid;
+	inst->port = port;
 	inst->addr.svm_family = AF_VSOCK;
-	inst->addr.svm_cid = info->vcid;
-	inst->addr.svm_port = (unsigned int) info->port;
+	inst->addr.svm_cid = vcid;
+	inst->addr.svm_port = (unsigned int) port;
 
 	inst->fd = socket(AF_VSOCK, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (inst->fd < 0) {
@@ -164,13 +160,19 @@ fail:
 struct udo_vsock_udp *udo_vsock_udp_server_create(struct udo_vsock_udp *vsock,
                                                   const void *vsock_info)
 {
-	return p_create(vsock, vsock_info, true, __func__);
+	const struct udo_vsock_udp_server_create_info *info = vsock_info;
+
+	return p_create(vsock, info != NULL, info ? info->vcid : 0, info ? info->port : 0,
+	                true, __func__);
 }
 
 struct udo_vsock_udp *udo_vsock_udp_client_create(struct udo_vsock_udp *vsock,
                                                   const void *vsock_info)
 {
-	return p_create(vsock, vsock_info, false, __func__);
+	const struct udo_vsock_udp_client_create_info *info = vsock_info;
+
+	return p_create(vsock, info != NULL, info ? info->vcid : 0, info ? info->port : 0,
+	                false, __func__);
 }
 
 int udo_vsock_udp_server_accept(struct udo_vsock_udp *vsock, const struct sockaddr_vm *addr)
@@ -180,6 +182,11 @@ int udo_vsock_udp_server_accept(struct udo_vsock_udp *vsock, const struct sockad
 
 	if (!vsock || !addr) {
 		p_fail(vsock, __func__, EINVAL, __func__, vsock ? "addr is NULL" : "vsock is NULL");
+		return -1;
+	}
+	if (vsock->fd < 0) {
+		/* A failed or destroyed instance: its address was never bound. */
+		p_fail(vsock, __func__, EINVAL, __func__, "the instance has no socket");
 		return -1;
 	}
 

@@ -98,7 +98,8 @@ def test_failing_creates_leak_nothing() -> None:
     assert fds_after == fds_before
     assert rss_after - rss_before < RSS_BOUND, (rss_before, rss_after)
     for name, mode, failed, err in results:
-        if name.endswith("bad_port") or name == "null_info":
+        # accept on an instance whose create failed: it has no socket, EINVAL.
+        if name.endswith("bad_port") or name in ("null_info", "accept"):
             assert (failed, err) == (True, errno.EINVAL), (name, mode)
         elif not kernel_has_dgram:
             assert (failed, err) == (True, errno.ENODEV), (name, mode)

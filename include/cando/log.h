@@ -9,6 +9,10 @@
  * prints both. The default is UDO_LOG_NONE: the library prints nothing
  * unless asked.
  */
+/* UDO_LOG_ALL is 0xFFFFFFFF, as the contract fixes it: outside an int, which
+ * ISO C asks of enumerators and -Wpedantic reports. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
 enum udo_log_level_type {
 	UDO_LOG_NONE    = 0x00000000,
 	UDO_LOG_SUCCESS = 0x00000001,
@@ -18,6 +22,17 @@ enum udo_log_level_type {
 	UDO_LOG_RESET   = 0x00000010,
 	UDO_LOG_ALL     = 0xFFFFFFFF
 };
+#pragma GCC diagnostic pop
+
+#ifdef __cplusplus
+/* In C++ enumerators OR to an integer: give the combined flags their type
+ * back, so udo_log_set_level(UDO_LOG_ERROR | UDO_LOG_INFO) works there too. */
+inline enum udo_log_level_type operator|(enum udo_log_level_type a, enum udo_log_level_type b)
+{
+	return static_cast<enum udo_log_level_type>(static_cast<unsigned int>(a) |
+	                                            static_cast<unsigned int>(b));
+}
+#endif
 
 /* Error codes of the library's own; below 0x1000 a code is an errno value. */
 enum udo_log_error_type {
@@ -29,7 +44,9 @@ enum udo_log_error_type {
 
 /*
  * Per-instance error record. Instances embed it as their first member, so
- * a pointer to an instance is also a pointer to its error record.
+ * a pointer to an instance is also a pointer to its error record. It is not
+ * synchronised: threads sharing an instance should read errno or the return
+ * value, which are their own.
  */
 struct udo_log_error_struct {
 	unsigned int code;

@@ -11,8 +11,9 @@
  * that is NULL (flags 0) or points to an int of MSG_* flags.
  *
  * Like sendmmsg/recvmmsg, a failure is reported only when no datagram at
- * all was transferred; otherwise the call returns how many were, and the
- * error shows again on the next call.
+ * all was transferred; otherwise the call returns how many were. The error
+ * is not kept: a retry from the first datagram not transferred meets it
+ * again if its cause persists.
  */
 
 #include <stddef.h>

@@ -22,7 +22,8 @@
 
 /*
  * Opaque instance. Allocate it with the library (pass NULL to a create
- * function) or yourself, with udo_vsock_udp_get_sizeof() bytes.
+ * function) or yourself: udo_vsock_udp_get_sizeof() bytes, aligned as
+ * malloc(3) aligns (a plain char array is not enough).
  */
 struct udo_vsock_udp;
 

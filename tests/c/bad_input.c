@@ -544,11 +544,12 @@ static void accessor_cases(void)
 	result("server_accept_addr_null_recorded", code == EINVAL, "code %u", code);
 	INT("server_accept_both_null", udo_vsock_udp_server_accept(NULL, NULL), EINVAL);
 	/* The server's address is taken: no Linux transport lets a second socket
-	 * bind it, whatever the peer (contract); natively, socket() fails first. */
+	 * bind it, whatever the peer (contract); natively the server was never made,
+	 * and an instance with no socket is refused (EINVAL). */
 	INT("server_accept_addr_af_inet", udo_vsock_udp_server_accept(
-	    INST(m_recv), (const struct sockaddr_vm *) &inet), live ? EADDRINUSE : ENODEV);
+	    INST(m_recv), (const struct sockaddr_vm *) &inet), live ? EADDRINUSE : EINVAL);
 	INT("server_accept_valid", udo_vsock_udp_server_accept(INST(m_recv), &peer),
-	    live ? EADDRINUSE : ENODEV);
+	    live ? EADDRINUSE : EINVAL);
 	INT("client_connect_vsock_null", udo_vsock_udp_client_connect(NULL), EINVAL);
 	INT("client_connect_vsock_create_failed", udo_vsock_udp_client_connect(INST(m_failed)),
 	    EBADF);
@@ -562,12 +563,12 @@ static void accessor_cases(void)
 	result("client_connect_failure_recorded", code == (unsigned int) (live ? ENOTSOCK : EBADF),
 	       "code %u", code);
 
-	/* Zeroed or failed instances hold no address to bind (family 0): bind says
-	 * EINVAL (vsock_bind).  Where the instance's own socket is gone (closed
-	 * behind its back, or replaced by dup2), its address is free again and
-	 * accept succeeds: the new fd is the caller's, closed here. */
+	/* Failed or destroyed instances have no socket (fd -1): EINVAL before any
+	 * system call.  Where the instance's own socket is gone behind its back
+	 * (closed, or replaced by dup2), its address is free again and accept
+	 * succeeds: the new fd is the caller's, closed here. */
 	for (size_t i = 0; i < UDO_ARRAY_LEN(accept_inst); i++) {
-		int want = !live ? ENODEV : i < 2 ? EINVAL : 0;
+		int want = !live || i < 2 ? EINVAL : 0;
 
 		errno = 0;
 		int fd = udo_vsock_udp_server_accept(accept_inst[i], &peer);

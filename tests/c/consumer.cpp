@@ -34,6 +34,10 @@ struct Instance {
 
 int main()
 {
+	// Log flags combine in C++ as in C (<cando/log.h> gives them operator|).
+	udo_log_set_level(UDO_LOG_ERROR | UDO_LOG_WARNING);
+	udo_log_set_level(UDO_LOG_NONE);
+
 	Instance srv, cli;
 	udo_vsock_udp_server_create_info sinfo{};
 	sinfo.vcid = VMADDR_CID_ANY;
