@@ -21,6 +21,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,14 +67,18 @@ static int case_peer_killed(void)
 	pid = fork();
 	if (pid == 0) {
 		struct udo_vsock_udp *cli = client_to(srv);
+		bool told = false;
 
 		for (uint32_t seq = 0;; seq++) {
 			for (size_t i = 0; i < 256; i++)
 				msg[i] = seq * 2654435761u + (uint32_t) i;
+			/* A refused send (VMCI's ENOMEM when its delivery queue is full)
+			 * is skipped: the client floods until it is killed. */
 			if (udo_vsock_udp_client_send_data(cli, msg, sizeof(msg), NULL) < 0)
-				_exit(3);
-			if (seq == 0 && write(ready[1], "r", 1) != 1)
+				continue;
+			if (!told && write(ready[1], "r", 1) != 1)
 				_exit(4);
+			told = true;
 		}
 	}
 	close(ready[1]);

@@ -587,19 +587,24 @@ static void t_send(void)
 	}
 	close(fd);
 
-	/* A full receiver: the kernel drops and the send still succeeds. */
+	/* A full receiver: the kernel never makes the sender wait (no EAGAIN even
+	 * with MSG_DONTWAIT): it drops, and the send still succeeds.  How many of
+	 * the 1000 are sent varies on the kernel: a burst can also be refused with
+	 * ENOMEM when VMCI's queue of datagrams awaiting delivery is full (more so
+	 * on a loaded machine), so the count is not part of the line. */
 	rx2 = bound(5201);
 	{
-		int small = 4096, sent = 0, got = 0, i;
+		int small = 4096, would_block = 0, got = 0, i;
 
 		setsockopt(rx2, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 		fd = sock();
 		for (i = 0; i < 1000; i++)
-			if (send_to(fd, "0123456789abcdef", 16, MSG_DONTWAIT, HOST, 5201) == 16)
-				sent++;
+			if (send_to(fd, "0123456789abcdef", 16, MSG_DONTWAIT, HOST, 5201) < 0 &&
+			    errno == EAGAIN)
+				would_block++;
 		while (recv(rx2, buf, sizeof(buf), MSG_DONTWAIT) >= 0)
 			got++;
-		out("send_full_receiver", "sent=%d received=%s", sent,
+		out("send_full_receiver", "would_block=%d received=%s", would_block,
 		    got > 0 && got < 1000 ? "some" : got == 0 ? "none" : "all");
 		close(fd);
 	}
