@@ -391,7 +391,7 @@ def test_bound_name_carries_the_whole_prefix(vsw_lib: str, length: int) -> None:
 
 
 REGRESS_CASES = ["close_range_race", "stale_fd_not_bound", "so_peername", "raw_fork_child",
-                 "sendmmsg_negative_namelen", "readv_null_iov"]
+                 "sendmmsg_negative_namelen", "readv_null_iov", "recvmmsg_time_left"]
 
 
 @pytest.fixture(scope="module")

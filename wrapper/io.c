@@ -662,6 +662,15 @@ VSW_API int recvmmsg(int fd, struct mmsghdr *vec, unsigned int vlen, int flags,
 		errno = err;
 		r = -1;
 	}
+	if (done && timeout) {
+		/* __sys_recvmmsg() writes back the time left (0 if it ran out). */
+		long long ns;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		ns = p_ns(timeout) - (p_ns(&now) - p_ns(&start));
+		timeout->tv_sec = ns > 0 ? ns / 1000000000LL : 0;
+		timeout->tv_nsec = ns > 0 ? ns % 1000000000LL : 0;
+	}
 	vsw_trace("recvmmsg", fd, r, ", %u", vlen);
 	return r;
 }

@@ -16,6 +16,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
@@ -169,6 +170,30 @@ static int readv_null_iov(void)
 	return r != -1 || e != EFAULT ? fail("%zd (%s), want EFAULT", r, strerror(e)) : 0;
 }
 
+/* recvmmsg writes back the time left of its timeout, as __sys_recvmmsg(). */
+static int recvmmsg_time_left(void)
+{
+	int rx = vsock(), tx = vsock();
+	struct sockaddr_vm me = { .svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY,
+				  .svm_port = 4100 };
+	char buf[16];
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct mmsghdr m = { .msg_hdr = { .msg_iov = &iov, .msg_iovlen = 1 } };
+	struct timespec t = { .tv_sec = 5, .tv_nsec = 0 };
+	int r;
+
+	bind(rx, (struct sockaddr *)&me, sizeof(me));
+	me.svm_cid = 2;
+	sendto(tx, "x", 1, 0, (struct sockaddr *)&me, sizeof(me));
+	r = recvmmsg(rx, &m, 1, MSG_WAITFORONE, &t);
+	close(rx);
+	close(tx);
+	if (r != 1)
+		return fail("recvmmsg gave %d (%s)", r, strerror(errno));
+	return t.tv_sec == 5 || t.tv_sec < 0 ? fail("timeout after: {%ld, %ld}", (long)t.tv_sec,
+						    t.tv_nsec) : 0;
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -178,5 +203,6 @@ int main(void)
 	report("raw_fork_child", raw_fork_child());
 	report("sendmmsg_negative_namelen", sendmmsg_negative_namelen());
 	report("readv_null_iov", readv_null_iov());
+	report("recvmmsg_time_left", recvmmsg_time_left());
 	return n_failed;
 }
