@@ -23,6 +23,9 @@ import errno as _errno
 from array import array as _array
 from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
 
+from ._args import INT_MAX as _INT_MAX
+from ._args import check_address
+from ._args import check_int as _check_int
 from ._cando import ffi, lib
 from .errors import error_from_errno
 
@@ -34,8 +37,6 @@ Address = Tuple[int, int]
 BATCH_MAX: int = lib.UDO_VSOCK_UDP_BATCH_MAX
 MSG_WAITFORONE: int = lib.MSG_WAITFORONE
 
-_INT_MAX = 0x7FFFFFFF
-_U32_MAX = 0xFFFFFFFF
 _MAX_COUNT = 1 << 20
 _MAX_BUFSIZE = 1 << 30
 # Datagrams that small are copied into one block (one b"".join) rather than
@@ -58,14 +59,6 @@ assert _rem == 0
 _PORT_WORD = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
 _CID_WORD = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
 del _rem
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
 
 
 class _Arrays:
@@ -126,12 +119,9 @@ def _dest(address: Address | None) -> Any:
     """The destination of one call (checked first, in a sockaddr_vm of its own)."""
     if address is None:
         return ffi.NULL
-    if type(address) is not tuple or len(address) != 2:
-        raise TypeError("address must be a (cid, port) tuple or None")
     dest = ffi.new("struct sockaddr_vm *")
     dest.svm_family = lib.AF_VSOCK
-    dest.svm_cid = _check_int("cid", address[0], 0, _U32_MAX)
-    dest.svm_port = _check_int("port", address[1], 0, _U32_MAX)
+    dest.svm_cid, dest.svm_port = check_address(address)
     return dest
 
 

@@ -30,8 +30,9 @@ import warnings
 import weakref
 from typing import Any, Callable, Deque, Tuple, TypeVar
 
+from ._args import check_address as _check_address
 from .errors import closed_error
-from .vsock_udp import Address, Client, Server, VsockSocket, _check_address
+from .vsock_udp import Address, Client, Server, VsockSocket
 
 __all__ = [
     "AsyncSocket",

@@ -38,6 +38,10 @@ import warnings
 from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
 
 from . import _batch
+from ._args import INT_MAX as _INT_MAX
+from ._args import U32_MAX as _U32_MAX
+from ._args import check_address as _check_address
+from ._args import check_int as _check_int
 from ._cando import ffi, lib
 from .errors import closed_error, error_from_errno, timeout_error
 
@@ -66,8 +70,6 @@ VMADDR_CID_LOCAL: int = lib.VMADDR_CID_LOCAL
 VMADDR_CID_HOST: int = lib.VMADDR_CID_HOST
 VMADDR_PORT_ANY: int = lib.VMADDR_PORT_ANY
 
-_U32_MAX = 0xFFFFFFFF
-_INT_MAX = 0x7FFFFFFF
 _MAX_BUFSIZE = 1 << 30
 # Timeouts as socket.settimeout takes them (its limit: nanoseconds in an
 # int64), waited out in poll() slices.
@@ -98,23 +100,6 @@ _server_recv_data: Callable[..., int] = lib.udo_vsock_udp_server_recv_data
 
 
 # -- argument checks (pure Python: they run before any C call) ------------------------
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
-
-
-def _check_address(address: object) -> Address:
-    """A ``(cid, port)`` destination, both unsigned 32-bit as in ``sockaddr_vm``."""
-    if not isinstance(address, tuple) or len(address) != 2:
-        raise TypeError(f"address must be a (cid, port) tuple, not {type(address).__name__}")
-    cid = _check_int("cid", address[0], 0, _U32_MAX)
-    port = _check_int("port", address[1], 0, _U32_MAX)
-    return cid, port
 
 
 # MSG_* flags as the C API takes them: a pointer to an int. One immutable cdata
