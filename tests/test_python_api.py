@@ -472,6 +472,26 @@ class _NoCCalls:
         return refuse
 
 
+def _spy_targets(module: Any) -> dict[str, str]:
+    """``lib`` and every module global bound to one of its functions (the hot
+    paths bind ``lib.udo_*`` once): attribute name -> C function name."""
+    functions = {id(getattr(_LIB, n)): n for n in dir(_LIB) if callable(getattr(_LIB, n))}
+    targets = {"lib": ""}
+    for attr, value in vars(module).items():
+        if id(value) in functions:
+            targets[attr] = functions[id(value)]
+    return targets
+
+
+def _install_spy(module: Any, spy: _NoCCalls, setattr_: Any = setattr) -> dict[str, Any]:
+    """Put ``spy`` in place of ``lib`` and of its bound functions; returns what it replaced."""
+    saved = {}
+    for attr, fname in _spy_targets(module).items():
+        saved[attr] = getattr(module, attr)
+        setattr_(module, attr, spy if not fname else getattr(spy, fname))
+    return saved
+
+
 def _bad_method_calls(srv: Server, cli: Client) -> dict[str, Callable[[], object]]:
     good = (VMADDR_CID_HOST, srv.port)
     objs: dict[str, Server | Client] = {"srv": srv, "cli": cli}
@@ -528,9 +548,9 @@ def w_bad_arguments_no_c_call() -> dict[str, Any]:
     with Server(VMADDR_CID_ANY, -1) as srv, Client(VMADDR_CID_HOST, srv.port) as cli:
         cases = _bad_method_calls(srv, cli)
         module: Any = cando.vsock_udp
-        real = module.lib
-        spy = _NoCCalls(real)
-        module.lib = spy
+        spy = _NoCCalls(module.lib)
+        saved = _install_spy(module, spy)
+        assert len(saved) > 1, "the hot paths' bound C functions are spied on too"
         try:
             for name, fn in cases.items():
                 spy.called.clear()
@@ -541,7 +561,8 @@ def w_bad_arguments_no_c_call() -> dict[str, Any]:
                 else:
                     results[name] = ("no exception", list(spy.called))
         finally:
-            module.lib = real
+            for attr, value in saved.items():
+                setattr(module, attr, value)
         # The objects still work after all that.
         cli.send(b"still fine")
         _wait_readable(srv.fileno())
@@ -823,7 +844,7 @@ def test_bad_constructor_arguments_raise_before_any_c_call(
         monkeypatch: pytest.MonkeyPatch, cls: type, args: tuple[object, ...],
         expected: type) -> None:
     spy = _NoCCalls(_LIB)
-    monkeypatch.setattr(cando.vsock_udp, "lib", spy)
+    _install_spy(cando.vsock_udp, spy, monkeypatch.setattr)
     before = _open_fds()
     with pytest.raises(expected):
         cls(*args)
@@ -841,7 +862,7 @@ def test_bad_constructor_arguments_without_spy_are_not_oserrors() -> None:
 def test_spy_would_catch_a_c_call(monkeypatch: pytest.MonkeyPatch) -> None:
     """The spy is sound: good arguments reach the C library (and trip the spy)."""
     spy = _NoCCalls(_LIB)
-    monkeypatch.setattr(cando.vsock_udp, "lib", spy)
+    _install_spy(cando.vsock_udp, spy, monkeypatch.setattr)
     with pytest.raises(AssertionError, match="C call"):
         Server(VMADDR_CID_ANY, -1)
     assert spy.called
