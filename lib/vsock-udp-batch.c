@@ -36,6 +36,34 @@ bad:
 	return -EINVAL;
 }
 
+/*
+ * Lay out the next chunk of a batch (at most UDO_VSOCK_UDP_BATCH_MAX
+ * entries from @d, @left remaining) for sendmmsg/recvmmsg; returns its size.
+ * An entry's addr is its destination or sender; @fallback stands in for a
+ * NULL one (sends: the batch's destination; receives: NULL).
+ */
+static unsigned int p_chunk(struct mmsghdr *mm, struct iovec *iov,
+                            struct udo_vsock_udp_dgram *d, size_t left,
+                            struct sockaddr_vm *fallback)
+{
+	unsigned int i, n = left > UDO_VSOCK_UDP_BATCH_MAX ?
+	                    UDO_VSOCK_UDP_BATCH_MAX : (unsigned int) left;
+
+	for (i = 0; i < n; i++) {
+		struct sockaddr_vm *name = d[i].addr ? d[i].addr : fallback;
+
+		iov[i].iov_base = d[i].data;
+		iov[i].iov_len = d[i].size;
+		mm[i].msg_hdr = (struct msghdr) {
+			.msg_name = name,
+			.msg_namelen = name ? sizeof(*name) : 0,
+			.msg_iov = &iov[i],
+			.msg_iovlen = 1,
+		};
+	}
+	return n;
+}
+
 ssize_t udo_vsock_udp_send_batch(const int sock_fd, struct udo_vsock_udp_dgram *dgrams,
                                  const size_t count, const struct sockaddr_vm *addr,
                                  const void *vsock_info)
@@ -49,22 +77,10 @@ ssize_t udo_vsock_udp_send_batch(const int sock_fd, struct udo_vsock_udp_dgram *
 		return -EINVAL;
 	while (done < count) {
 		struct udo_vsock_udp_dgram *d = dgrams + done;
-		unsigned int i, n = count - done > UDO_VSOCK_UDP_BATCH_MAX ?
-		                    UDO_VSOCK_UDP_BATCH_MAX : (unsigned int) (count - done);
+		/* Only read by sendmmsg: the cast drops the const the API promises. */
+		unsigned int i, n = p_chunk(mm, iov, d, count - done, (struct sockaddr_vm *) addr);
 		int ret;
 
-		for (i = 0; i < n; i++) {
-			const struct sockaddr_vm *to = d[i].addr ? d[i].addr : addr;
-
-			iov[i].iov_base = d[i].data;
-			iov[i].iov_len = d[i].size;
-			mm[i].msg_hdr = (struct msghdr) {
-				.msg_name = (void *) to,
-				.msg_namelen = to ? sizeof(*to) : 0,
-				.msg_iov = &iov[i],
-				.msg_iovlen = 1,
-			};
-		}
 		ret = sendmmsg(sock_fd, mm, n, flags);
 		if (ret < 0)
 			return done ? (ssize_t) done : -errno;
@@ -89,20 +105,9 @@ ssize_t udo_vsock_udp_recv_batch(const int sock_fd, struct udo_vsock_udp_dgram *
 		return -EINVAL;
 	while (done < count) {
 		struct udo_vsock_udp_dgram *d = dgrams + done;
-		unsigned int i, n = count - done > UDO_VSOCK_UDP_BATCH_MAX ?
-		                    UDO_VSOCK_UDP_BATCH_MAX : (unsigned int) (count - done);
+		unsigned int i, n = p_chunk(mm, iov, d, count - done, NULL);
 		int ret;
 
-		for (i = 0; i < n; i++) {
-			iov[i].iov_base = d[i].data;
-			iov[i].iov_len = d[i].size;
-			mm[i].msg_hdr = (struct msghdr) {
-				.msg_name = d[i].addr,
-				.msg_namelen = d[i].addr ? sizeof(*d[i].addr) : 0,
-				.msg_iov = &iov[i],
-				.msg_iovlen = 1,
-			};
-		}
 		ret = recvmmsg(sock_fd, mm, n, flags, NULL);
 		if (ret < 0) {
 			/* A later chunk finding the queue empty ends the batch. */
