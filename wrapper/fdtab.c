@@ -249,22 +249,13 @@ bool vsw_same_file_locked(int fd, struct vsw_obj *o)
 enum vsw_kind vsw_owned(int fd)
 {
 	struct vsw_obj *o;
-	struct stat st;
 	enum vsw_kind kind;
-	int saved, rc;
 
 	if (!p_load(fd))
 		return VSW_NONE;
-	saved = errno;
-	rc = fstat(fd, &st);
-	errno = saved;
 	vsw_lock();
 	o = p_load(fd);
-	if (o && (rc != 0 || st.st_ino != o->ino || st.st_dev != o->dev)) {
-		vsw_forget(fd);
-		o = NULL;
-	}
-	kind = o ? o->kind : VSW_NONE;
+	kind = o && vsw_same_file_locked(fd, o) ? o->kind : VSW_NONE;
 	vsw_unlock();
 	return kind;
 }
