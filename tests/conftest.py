@@ -12,21 +12,17 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import pytest
+from wrapper_helpers import compiler, unique_namespace
+from wrapper_helpers import wrapped_env as env_for
 
 import cando
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-
-
-def unique_namespace(tag: str = "t") -> str:
-    """A vsock_wrapper world no other test (or concurrent run) shares."""
-    return f"{tag}-{os.getpid()}-{uuid.uuid4().hex[:10]}"
 
 
 @pytest.fixture(scope="session")
@@ -49,12 +45,7 @@ def wrapped_env(wrapper_lib: str, namespace: str) -> WrappedEnv:
     """Factory: the environment of a process under the wrapper in this test's world."""
 
     def make(cid: int = 2, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env["LD_PRELOAD"] = wrapper_lib
-        env["VSOCK_WRAPPER_NAMESPACE"] = namespace
-        env["VSOCK_WRAPPER_CID"] = str(cid)
-        env.update(extra)
-        return env
+        return env_for(wrapper_lib, namespace, cid, **extra)
 
     return make
 
@@ -115,9 +106,7 @@ def wrapped_worker(wrapper_lib: str) -> Iterator[WrappedWorker]:
 
 @pytest.fixture(scope="session")
 def cc() -> str:
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    assert compiler, "no C compiler (cc/gcc) on PATH"
-    return compiler
+    return compiler()
 
 
 @pytest.fixture(scope="session")
