@@ -12,7 +12,9 @@ ratios (pairs measured back to back).
     socket_into      socket.sendto + socket.recv_into         (the stdlib, no copy)
     cando            Client.send + Server.recv
     cando_recvfrom   Client.send + Server.recvfrom
-    cando_into       Client.send + Server.recv_into           (zero-copy)
+    cando_into       Client.send + Server.recv_into(bytearray) (zero-copy)
+    cando_buffer     Client.send + Server.recv_into(cando.Buffer) (zero-copy,
+                     no object made per call)
     batch            _batch.send_many + _batch.recv_many      (B per call)
     batch_into       _batch.send_many + _batch.recv_many_into (B per call, zero-copy)
     c_raw            bench_c's vsock_raw: C sendto + recvfrom (--bench-c; a
@@ -41,13 +43,15 @@ from cando import _batch
 SIZES = [0, 64, 256, 1024, 4096, 16384, 65536]
 MAX_PAYLOAD = 65536
 VARIANTS = ["socket", "socket_into", "cando", "cando_recvfrom", "cando_into",
-            "batch", "batch_into"]
+            "cando_buffer", "batch", "batch_into"]
 # (name, numerator, denominator): a throughput ratio is den_time / num_time.
 RATIOS = [
     ("cando_vs_socket", "cando", "socket"),                   # target >= 1.0
     ("cando_recvfrom_vs_socket", "cando_recvfrom", "socket"),
     ("cando_into_vs_socket", "cando_into", "socket"),         # target >= 1.15
     ("cando_into_vs_socket_into", "cando_into", "socket_into"),
+    ("cando_buffer_vs_socket", "cando_buffer", "socket"),           # target >= 1.15
+    ("cando_buffer_vs_socket_into", "cando_buffer", "socket_into"),
     ("batch_vs_socket", "batch", "socket"),                   # target >= 1.5
     ("batch_into_vs_socket", "batch_into", "socket"),
     ("batch_vs_c_raw", "batch", "c_raw"),                     # target: time <= 1.2x
@@ -91,6 +95,7 @@ class Bench:
         for s in (self.stx, self.btx):
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
         self.buf = bytearray(MAX_PAYLOAD)
+        self.cbuf = cando.Buffer(MAX_PAYLOAD)
         self.bbuf = bytearray(MAX_PAYLOAD * batch)
 
     def close(self) -> None:
@@ -123,12 +128,12 @@ class Bench:
                 for _ in range(n):
                     sendto(payload, dest)
                     recv_into(buf)
-        elif variant in ("cando", "cando_recvfrom", "cando_into"):
+        elif variant in ("cando", "cando_recvfrom", "cando_into", "cando_buffer"):
             send = self.cli.send
             recv_fn: Callable[[Any], Any] = {
                 "cando": self.srv.recv, "cando_recvfrom": self.srv.recvfrom,
-                "cando_into": self.srv.recv_into}[variant]
-            arg: Any = self.buf if variant == "cando_into" else bufsize
+                "cando_into": self.srv.recv_into, "cando_buffer": self.srv.recv_into}[variant]
+            arg: Any = {"cando_into": self.buf, "cando_buffer": self.cbuf}.get(variant, bufsize)
 
             def run(n: int) -> None:
                 for _ in range(n):
@@ -191,6 +196,8 @@ def alloc_check(bench: Bench, windows: int = 50, per_window: int = 8) -> Dict[st
     cases: Dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
         "cando_recv_into": (lambda: bench.cli.send(payload),
                             lambda: bench.srv.recv_into(bench.buf)),
+        "cando_recv_into_buffer": (lambda: bench.cli.send(payload),
+                                   lambda: bench.srv.recv_into(bench.cbuf)),
         "socket_recv_into": (lambda: bench.stx.sendto(payload, bench.sdest),
                              lambda: bench.srx.recv_into(bench.buf)),
         "batch_recv_many_into": (

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from . import errors, log
 from ._paths import get_include, get_library_dir, get_pkgconfig_dir, wrapper_path
+from .buffer import Buffer
 from .errors import TransportUnavailableError
 from .vsock_udp import (
     VMADDR_CID_ANY,
@@ -39,6 +40,7 @@ __all__ = [
     "VMADDR_CID_LOCAL",
     "VMADDR_PORT_ANY",
     "Address",
+    "Buffer",
     "Client",
     "Connection",
     "Server",

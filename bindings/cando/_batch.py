@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import errno as _errno
 from array import array as _array
-from typing import Any, Callable, Dict, List, Literal, Sequence, Tuple
+from itertools import repeat as _repeat
+from operator import add as _add
+from typing import Any, Callable, Dict, Iterator, List, Literal, Sequence, Tuple
 
 from ._args import INT_MAX as _INT_MAX
 from ._args import check_address
 from ._args import check_int as _check_int
 from ._cando import ffi, lib
+from .buffer import release_view, writable_view
 from .errors import error_from_errno
 
 __all__ = ["BATCH_MAX", "recv_many", "recv_many_into", "send_many"]
@@ -166,31 +169,43 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
         return 0
     dest = _dest(address)
     info = _flags(flags)
+    views: List[Any] = []  # from_buffer views this call made: released if it raises
+    try:
+        return _send_items(fd, items, dest, info, views)
+    except BaseException:
+        for view in views:
+            release_view(view)
+        raise
+
+
+def _send_items(fd: int, items: Tuple[Any, ...], dest: Any, info: Any, views: List[Any]) -> int:
+    count = len(items)
     try:
         # len() is the byte size of everything but multi-byte memoryviews (and
         # arrays), which join() shows: their len() undercounts.
         sizes = _array(_SIZE_T, map(len, items))
+        joined = b""
         if sum(sizes) < _JOIN_BELOW * count:
             # Small datagrams: one copy into one block, laid out in C.
             joined = b"".join(items)
             if len(joined) != sum(sizes):
                 sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in items])
-            _nonempty(sizes)
-            keep: Any = joined
         else:
             # Large ones: pinned where they are (no copy); sizes from the pins.
-            keep = [ffi.from_buffer(_CHARS, d) for d in items]
-            sizes = _array(_SIZE_T, map(len, keep))
-            _nonempty(sizes)
+            for d in items:
+                views.append(ffi.from_buffer(_CHARS, d))
+            sizes = _array(_SIZE_T, map(len, views))
     except (TypeError, BufferError):
         raise TypeError("datagrams must be contiguous bytes-like objects") from None
+    _nonempty(sizes)
     arr = _take(_SEND_POOL, count, lambda: _Arrays(max(count, BATCH_MAX), with_addrs=False))
     try:
-        if type(keep) is bytes:
-            return _call(lib.cando_send_joined, fd, arr.dgrams, keep,
-                         ffi.from_buffer(_SIZES, sizes), count, dest, info)
+        if not views:
+            views.append(ffi.from_buffer(_SIZES, sizes))
+            return _call(lib.cando_send_joined, fd, arr.dgrams, joined, views[0], count,
+                         dest, info)
         words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
-        words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in keep])
+        words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in views])
         words[_SIZE_WORD:end:dw] = sizes
         return _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
     finally:
@@ -230,14 +245,29 @@ def recv_many(fd: int, count: int, bufsize: int,
     key = (count, bufsize)
     arr = _take(_RECV_POOL.get(key, []), count, lambda: _recv_arrays(count, bufsize))
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
-    buf = ffi.buffer(arr.data)
-    lens, words = arr.lens, arr.ports
-    assert words is not None
-    lw, dw, pw, cw, aw = _LEN_WORD, _DGRAM_WORDS, _PORT_WORD, _CID_WORD, _ADDR_WORDS
-    got = [(buf[i * bufsize:i * bufsize + min(lens[i * dw + lw], bufsize)],
-            (words[i * aw + cw], words[i * aw + pw])) for i in range(n)]
+    # Slot i is buf[i * bufsize:][:len]: slices, bytes and tuples made by
+    # map/zip at C speed, no bytecode per datagram. MSG_TRUNC may report
+    # more than bufsize, hence the min.
+    starts = range(0, n * bufsize, bufsize)
+    ends = map(_add, starts, map(min, _lens(arr, n), _repeat(bufsize)))
+    datas = map(ffi.buffer(arr.data).__getitem__, map(slice, starts, ends))
+    got = list(zip(datas, _senders(arr, n), strict=True))
     _give(_RECV_POOL, key, arr, count * bufsize)
     return got
+
+
+def _lens(arr: _Arrays, n: int) -> List[int]:
+    """The ``len`` column of the first ``n`` entries."""
+    lens: List[int] = arr.lens[_LEN_WORD:n * _DGRAM_WORDS:_DGRAM_WORDS].tolist()
+    return lens
+
+
+def _senders(arr: _Arrays, n: int) -> Iterator[Address]:
+    """The ``(cid, port)`` of the first ``n`` entries, from two strided columns."""
+    words, end = arr.ports, n * _ADDR_WORDS
+    assert words is not None
+    return zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
+               words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
 
 
 def recv_many_into(fd: int, buffer: Any, bufsize: int,
@@ -251,33 +281,28 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
     """
     _check_int("fd", fd, 0, _INT_MAX)
     _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
+    view = writable_view(buffer)
     try:
-        view = ffi.from_buffer(_CHARS, buffer, True)
-    except (BufferError, TypeError) as exc:
-        raise TypeError(f"buffer must be a writable, contiguous bytes-like object: {exc}") from None
-    count = len(view) // bufsize
-    if count < 1:
-        raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
-    count = min(count, _MAX_COUNT)
-    info = _flags(flags)
-    key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
-
-    try:
-        arr = _INTO_POOL.get(key, []).pop()  # entries into this very buffer, these slots
-    except IndexError:
-        arr = _Arrays(count)
-        for i in range(count):
-            d = arr.dgrams[i]
-            d.data = view + i * bufsize
-            d.size = bufsize
-    n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
+        count = len(view) // bufsize
+        if count < 1:
+            raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
+        count = min(count, _MAX_COUNT)
+        info = _flags(flags)
+        key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
+        try:
+            arr = _INTO_POOL.get(key, []).pop()  # entries into this very buffer, these slots
+        except IndexError:
+            arr = _Arrays(count)
+            for i in range(count):
+                d = arr.dgrams[i]
+                d.data = view + i * bufsize
+                d.size = bufsize
+        n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
+    except BaseException:
+        release_view(view)  # a traceback must not keep it: see release_view
+        raise
     del view
     # Whole columns at C speed (strided views, zip): no bytecode per datagram.
-    words, end = arr.ports, n * _ADDR_WORDS
-    assert words is not None
-    senders = zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
-                  words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
-    got = list(zip(arr.lens[_LEN_WORD:n * _DGRAM_WORDS:_DGRAM_WORDS].tolist(), senders,
-                   strict=True))
+    got = list(zip(_lens(arr, n), _senders(arr, n), strict=True))
     _give(_INTO_POOL, key, arr, 0)
     return got

@@ -43,6 +43,7 @@ from ._args import U32_MAX as _U32_MAX
 from ._args import check_address as _check_address
 from ._args import check_int as _check_int
 from ._cando import ffi, lib
+from .buffer import Buffer, release_view, writable_view
 from .errors import closed_error, error_from_errno, timeout_error
 
 __all__ = [
@@ -86,6 +87,10 @@ _NO_DEST = object()  # no sendto() yet: matches no address a caller can give
 _SOCKADDR_VM_SIZE: int = ffi.sizeof("struct sockaddr_vm")
 # Receive buffers for recv()/recvfrom(): no memset of bytes about to be overwritten.
 _alloc_uninit: Callable[..., Any] = ffi.new_allocator(should_clear_after_alloc=False)
+# flags/nbytes at their default: `x is _ZERO` is one comparison where
+# `type(x) is int and not x` is three. Any other 0 (an IntFlag, say) still
+# works: it takes the checked path.
+_ZERO = 0
 
 # The hot path binds what it calls once: a global lookup beats a global plus an
 # attribute, and ffi.from_buffer with positional arguments skips keyword parsing
@@ -97,6 +102,8 @@ _recv_data: Callable[..., int] = lib.udo_vsock_udp_recv_data
 _send_data: Callable[..., int] = lib.udo_vsock_udp_send_data
 _client_send_data: Callable[..., int] = lib.udo_vsock_udp_client_send_data
 _server_recv_data: Callable[..., int] = lib.udo_vsock_udp_server_recv_data
+_recv: Callable[..., int] = lib.cando_recv  # recv_data(fd, data, size, NULL, NULL)
+_client_send: Callable[..., int] = lib.cando_client_send  # client_send_data(.., NULL)
 
 
 # -- argument checks (pure Python: they run before any C call) ------------------------
@@ -124,16 +131,6 @@ def _flags_ptr(flags: object) -> Any:
     return ptr
 
 
-def _wbuffer(obj: object) -> Any:
-    """``ffi.from_buffer`` on a writable buffer; a bad object is a ``TypeError``."""
-    try:
-        return _from_buffer(_CHARS, obj, True)
-    except (BufferError, TypeError) as exc:  # read-only, non-contiguous, not a buffer
-        raise TypeError(
-            f"buffer must be a writable, contiguous bytes-like object, not "
-            f"{type(obj).__name__}: {exc}") from None
-
-
 def _rbuffer(obj: object) -> Any:
     """A payload the C API takes: ``bytes`` as they are (cffi passes them as
     ``const void *`` without a copy), other buffers through ``ffi.from_buffer``;
@@ -149,6 +146,7 @@ def _rbuffer(obj: object) -> Any:
             f"data must be a contiguous bytes-like object, not {type(obj).__name__}: {exc}"
         ) from None
     if not len(view):
+        release_view(view)
         raise ValueError("data is empty: the C API sends no 0-byte datagrams (size 0 is -EINVAL)")
     return view
 
@@ -240,7 +238,7 @@ class VsockSocket:
         # value, its sockaddr_vm). Replaced whole, never mutated: thread-safe.
         self._dest: Tuple[object, Address | None, Any] = (_NO_DEST, None, None)
         self._addrs: List[Any] = []  # a pool of sockaddr_vm for recvfrom*
-        self._scratch: List[Any] = []  # a pool of receive buffers for recv/recvfrom
+        self._scratch: List[Tuple[Any, Any]] = []  # receive buffers for recv/recvfrom
         if timeout is not None:
             self.settimeout(timeout)
 
@@ -386,32 +384,51 @@ class VsockSocket:
         """Receive one datagram into ``buffer`` (zero-copy); return its size.
 
         At most ``nbytes`` bytes (0: the whole buffer); the rest of a longer
-        datagram is discarded. Calls ``udo_vsock_udp_recv_data``.
+        datagram is discarded. A :class:`~cando.Buffer` goes to C as it is;
+        any other writable bytes-like object through a view made for the
+        call. Calls ``udo_vsock_udp_recv_data``.
         """
-        try:
-            view = _from_buffer(_CHARS, buffer, True)
-        except (BufferError, TypeError):
-            view = _wbuffer(buffer)  # raises the TypeError that says why
-        size: int = len(view)
-        if not size or nbytes or type(nbytes) is not int:
-            size = _receive_size(view, nbytes)
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        fd = self._fd
-        n = _recv_data(fd, view, size, _NULL, info)
-        if n >= 0:
-            return n
-        return self._again(n, False, None, _recv_data, fd, view, size, _NULL, info)
+        if type(buffer) is Buffer:
+            view = buffer._cdata
+            size: int = buffer._size  # len(view) would make a new int when > 256
+        else:
+            try:  # writable_view, inlined: the hot path
+                view = _from_buffer(_CHARS, buffer, True)
+            except (BufferError, TypeError):
+                view = writable_view(buffer)  # raises the TypeError that says why
+            size = len(view)
+        try:  # costs nothing until something raises: see release_view
+            if nbytes is not _ZERO or not size:
+                size = _receive_size(view, nbytes)
+            fd = self._fd
+            if flags is _ZERO:
+                n = _recv(fd, view, size)
+                if n >= 0:
+                    return n
+                return self._again(n, False, None, _recv, fd, view, size)
+            info = _flags_ptr(flags)
+            n = _recv_data(fd, view, size, _NULL, info)
+            if n >= 0:
+                return n
+            return self._again(n, False, None, _recv_data, fd, view, size, _NULL, info)
+        except BaseException:
+            release_view(view)
+            raise
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
         """Like :meth:`recv_into`, also returning the sender's ``(cid, port)``.
 
         Calls ``udo_vsock_udp_recv_data``.
         """
-        view = _wbuffer(buffer)
-        size = _receive_size(view, nbytes)
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        addr = self._take_addr()
-        n = self._recvfrom_raw(view, size, addr, info)
+        view = writable_view(buffer)
+        try:
+            size = _receive_size(view, nbytes)
+            info = _NULL if flags is _ZERO else _flags_ptr(flags)
+            addr = self._take_addr()
+            n = self._recvfrom_raw(view, size, addr, info)
+        except BaseException:
+            release_view(view)
+            raise
         sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
         self._addrs.append(addr)
         return n, sender
@@ -423,23 +440,24 @@ class VsockSocket:
         except IndexError:
             return ffi.new("struct sockaddr_vm *")
 
-    def _take_scratch(self, bufsize: int) -> Any:
-        """A receive buffer of at least ``bufsize`` bytes for recv()/recvfrom().
+    def _take_scratch(self, bufsize: int) -> Tuple[Any, Any]:
+        """A receive buffer of at least ``bufsize`` bytes for recv()/recvfrom():
+        ``(char[] cdata, its ffi.buffer)``, whose slices are the bytes returned.
 
-        Reused across calls (one per concurrent caller), so receiving a small
-        datagram costs one allocation of its own size, not one of ``bufsize``.
+        Pooled per socket (one per concurrent caller) up to _SCRATCH_KEEP,
+        which any datagram fits; a larger bufsize gets a one-off buffer.
         """
-        try:
-            buf = self._scratch.pop()
-            if len(buf) >= bufsize:
-                return buf
-        except IndexError:
-            pass
-        return _alloc_uninit(_CHARS, bufsize)
+        if bufsize <= _SCRATCH_KEEP:
+            try:
+                return self._scratch.pop()
+            except IndexError:
+                bufsize = _SCRATCH_KEEP
+        buf = _alloc_uninit(_CHARS, bufsize)
+        return buf, ffi.buffer(buf)
 
-    def _give_scratch(self, buf: Any) -> None:
-        if len(buf) <= _SCRATCH_KEEP:
-            self._scratch.append(buf)
+    def _give_scratch(self, entry: Tuple[Any, Any]) -> None:
+        if len(entry[0]) == _SCRATCH_KEEP:
+            self._scratch.append(entry)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Address]:
         """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
@@ -449,13 +467,13 @@ class VsockSocket:
         """
         if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
             _bufsize(bufsize)
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        buf = self._take_scratch(bufsize)
+        info = _NULL if flags is _ZERO else _flags_ptr(flags)
+        entry = self._take_scratch(bufsize)
         addr = self._take_addr()
-        n = self._recvfrom_raw(buf, bufsize, addr, info)
-        data = _unpack(buf, min(n, bufsize))  # unpack trusts its length: never past bufsize
+        n = self._recvfrom_raw(entry[0], bufsize, addr, info)
+        data: bytes = entry[1][:min(n, bufsize)]  # MSG_TRUNC may report more than bufsize
         sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
-        self._give_scratch(buf)
+        self._give_scratch(entry)
         self._addrs.append(addr)
         return data, sender
 
@@ -469,23 +487,37 @@ class VsockSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
-        if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
-            _bufsize(bufsize)
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        scratch = self._scratch  # _take_scratch/_give_scratch, inlined: the hot path
+        if flags is not _ZERO or type(bufsize) is not int or not 0 < bufsize <= _SCRATCH_KEEP:
+            return self._recv_checked(bufsize, flags)
+        # The common case, kept to one C call, one slice and the pool.
+        scratch = self._scratch
         try:
-            buf = scratch.pop()
-            if len(buf) < bufsize:
-                buf = _alloc_uninit(_CHARS, bufsize)
+            entry = scratch.pop()
         except IndexError:
-            buf = _alloc_uninit(_CHARS, bufsize)
+            entry = self._take_scratch(bufsize)
+        try:
+            buf = entry[0]
+            fd = self._fd
+            n = _recv(fd, buf, bufsize)
+            if n < 0:
+                n = self._again(n, False, None, _recv, fd, buf, bufsize)
+            data: bytes = entry[1][:n]  # n <= bufsize: no MSG_TRUNC here
+            return data
+        finally:
+            scratch.append(entry)
+
+    def _recv_checked(self, bufsize: object, flags: object) -> bytes:
+        """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
+        bufsize = _bufsize(bufsize)
+        info = _flags_ptr(flags)
+        entry = self._take_scratch(bufsize)
+        buf = entry[0]
         fd = self._fd
         n = _recv_data(fd, buf, bufsize, _NULL, info)
         if n < 0:
             n = self._again(n, False, None, _recv_data, fd, buf, bufsize, _NULL, info)
-        data = _unpack(buf, min(n, bufsize))  # unpack trusts its length: never past bufsize
-        if bufsize <= _SCRATCH_KEEP:
-            scratch.append(buf)
+        data: bytes = entry[1][:min(n, bufsize)]  # MSG_TRUNC may report more than bufsize
+        self._give_scratch(entry)
         return data
 
     # -- send -------------------------------------------------------------
@@ -504,13 +536,7 @@ class VsockSocket:
             else:
                 addr = _sockaddr(checked)
             self._dest = (address, checked, addr)
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        view = data if type(data) is bytes and data else _rbuffer(data)
-        fd = self._fd
-        n = _send_data(fd, view, len(view), addr, info)
-        if n >= 0:
-            return n
-        return self._again(n, True, None, _send_data, fd, view, len(view), addr, info)
+        return self._send(data, addr, flags)
 
     def send(self, data: Any, flags: int = 0) -> int:
         """Send one datagram to the connected peer; return the bytes sent.
@@ -518,14 +544,21 @@ class VsockSocket:
         Calls ``udo_vsock_udp_send_data`` without an address (the socket must
         be connected, else ``ENOTCONN``).
         """
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
-        view = data if type(data) is bytes and data else _rbuffer(data)
-        fd = self._fd
-        n = _send_data(fd, view, len(view), _NULL, info)
-        if n >= 0:
-            return n
-        return self._again(n, True, None, _send_data, fd, view, len(view), _NULL, info)
+        return self._send(data, _NULL, flags)
 
+    def _send(self, data: Any, addr: Any, flags: object) -> int:
+        """``udo_vsock_udp_send_data`` to ``addr`` (a sockaddr_vm, or NULL: the peer)."""
+        info = _NULL if flags is _ZERO else _flags_ptr(flags)
+        view = data if type(data) is bytes and data else _rbuffer(data)
+        try:
+            fd = self._fd
+            n = _send_data(fd, view, len(view), addr, info)
+            if n >= 0:
+                return n
+            return self._again(n, True, None, _send_data, fd, view, len(view), addr, info)
+        except BaseException:
+            release_view(view)
+            raise
 
     # -- batches (beyond the spec: <cando/vsock-udp-batch.h>) ----------------
     # They follow the fd's blocking mode: with a timeout set they do not wait
@@ -713,13 +746,22 @@ class Client(_Instance):
 
         No :meth:`connect` is needed. Returns the bytes sent.
         """
-        info = _NULL if type(flags) is int and not flags else _flags_ptr(flags)
+        info = _NULL if flags is _ZERO else _flags_ptr(flags)
         view = data if type(data) is bytes and data else _rbuffer(data)
         inst = self._instance
-        n = _client_send_data(inst, view, len(view), info)
-        if n >= 0:
-            return n
-        return self._again(n, True, inst, _client_send_data, inst, view, len(view), info)
+        try:
+            if info is _NULL:
+                n = _client_send(inst, view, len(view))
+                if n >= 0:
+                    return n
+                return self._again(n, True, inst, _client_send, inst, view, len(view))
+            n = _client_send_data(inst, view, len(view), info)
+            if n >= 0:
+                return n
+            return self._again(n, True, inst, _client_send_data, inst, view, len(view), info)
+        except BaseException:
+            release_view(view)
+            raise
 
 
 class Connection(VsockSocket):
