@@ -343,3 +343,16 @@ def test_socket_methods(wrapped_worker: WrappedWorker) -> None:
     assert out["closed"] == errno.EBADF
     assert out["wide_sent"] == 3
     assert out["wide"] == [12, 1, 4096]
+
+
+def test_recv_many_clips_what_msg_trunc_reports() -> None:
+    """With MSG_TRUNC some sockets report a datagram's full length (AF_UNIX
+    does; vsock does not): recv_many still returns at most bufsize bytes."""
+    from cando import _batch
+
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with a, b:
+        b.send(b"e" * 100)
+        b.send(b"f")
+        got = _batch.recv_many(a.fileno(), 8, 64, socket.MSG_TRUNC | socket.MSG_DONTWAIT)
+    assert [d for d, _ in got] == [b"e" * 64, b"f"]

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import errno as _errno
 from array import array as _array
-from itertools import repeat as _repeat
-from operator import add as _add
-from typing import Any, Callable, Dict, Iterator, List, Literal, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Literal, Sequence, Tuple
 
 from ._args import INT_MAX as _INT_MAX
 from ._args import check_address
@@ -39,6 +37,7 @@ Address = Tuple[int, int]
 #: Datagrams per sendmmsg/recvmmsg call inside the library (larger batches take several).
 BATCH_MAX: int = lib.UDO_VSOCK_UDP_BATCH_MAX
 MSG_WAITFORONE: int = lib.MSG_WAITFORONE
+_MSG_TRUNC: int = lib.MSG_TRUNC
 
 _MAX_COUNT = 1 << 20
 _MAX_BUFSIZE = 1 << 30
@@ -90,8 +89,10 @@ _INTO_POOL: Dict[Tuple[int, int, int], List[_Arrays]] = {}
 _POOL_SHAPES = 8
 _POOL_KEEP_BYTES = 1 << 22
 
-# One immutable int * per flags value: read by C, never written once shared.
+# One immutable int * per flags value, one sockaddr_vm per destination: read
+# by C, never written once shared.
 _FLAGS: Dict[int, Any] = {}
+_DESTS: Dict[Address, Any] = {}
 
 
 def _fail(ret: int) -> None:
@@ -119,12 +120,19 @@ def _flags(flags: int) -> Any:
 
 
 def _dest(address: Address | None) -> Any:
-    """The destination of one call (checked first, in a sockaddr_vm of its own)."""
+    """The destination of one call, checked: a sockaddr_vm, cached per address
+    (C only reads it; ~500 ns a call to build)."""
     if address is None:
         return ffi.NULL
-    dest = ffi.new("struct sockaddr_vm *")
-    dest.svm_family = lib.AF_VSOCK
-    dest.svm_cid, dest.svm_port = check_address(address)
+    checked = check_address(address)  # first: (2.0, 1) == (2, 1) must not hit the cache
+    dest = _DESTS.get(checked)
+    if dest is None:
+        dest = ffi.new("struct sockaddr_vm *")
+        dest.svm_family = lib.AF_VSOCK
+        dest.svm_cid, dest.svm_port = checked
+        if len(_DESTS) >= 64:
+            _DESTS.clear()
+        _DESTS[checked] = dest
     return dest
 
 
@@ -183,21 +191,24 @@ def _send_items(fd: int, items: Tuple[Any, ...], dest: Any, info: Any, views: Li
     try:
         # len() is the byte size of everything but multi-byte memoryviews (and
         # arrays), which join() shows: their len() undercounts.
-        sizes = _array(_SIZE_T, map(len, items))
+        lens = list(map(len, items))
+        total = sum(lens)
         joined = b""
-        if sum(sizes) < _JOIN_BELOW * count:
+        if total < _JOIN_BELOW * count:
             # Small datagrams: one copy into one block, laid out in C.
             joined = b"".join(items)
-            if len(joined) != sum(sizes):
-                sizes = _array(_SIZE_T, [memoryview(d).nbytes for d in items])
+            if len(joined) != total:
+                lens = [memoryview(d).nbytes for d in items]
         else:
             # Large ones: pinned where they are (no copy); sizes from the pins.
             for d in items:
                 views.append(ffi.from_buffer(_CHARS, d))
-            sizes = _array(_SIZE_T, map(len, views))
+            lens = list(map(len, views))
     except (TypeError, BufferError):
         raise TypeError("datagrams must be contiguous bytes-like objects") from None
-    _nonempty(sizes)
+    if not min(lens):
+        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
+    sizes = _array(_SIZE_T, lens)
     arr = _take(_SEND_POOL, count, lambda: _Arrays(max(count, BATCH_MAX), with_addrs=False))
     try:
         if not views:
@@ -211,11 +222,6 @@ def _send_items(fd: int, items: Tuple[Any, ...], dest: Any, info: Any, views: Li
     finally:
         if len(_SEND_POOL) < 4:
             _SEND_POOL.append(arr)
-
-
-def _nonempty(sizes: Any) -> None:
-    if 0 in sizes:
-        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
 
 
 def _recv_arrays(count: int, bufsize: int) -> _Arrays:
@@ -245,12 +251,14 @@ def recv_many(fd: int, count: int, bufsize: int,
     key = (count, bufsize)
     arr = _take(_RECV_POOL.get(key, []), count, lambda: _recv_arrays(count, bufsize))
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
-    # Slot i is buf[i * bufsize:][:len]: slices, bytes and tuples made by
-    # map/zip at C speed, no bytecode per datagram. MSG_TRUNC may report
-    # more than bufsize, hence the min.
-    starts = range(0, n * bufsize, bufsize)
-    ends = map(_add, starts, map(min, _lens(arr, n), _repeat(bufsize)))
-    datas = map(ffi.buffer(arr.data).__getitem__, map(slice, starts, ends))
+    # Slot i is buf[i * bufsize:][:len]. Lengths and senders come out as
+    # whole columns; a comprehension of plain slices beats map() over
+    # __getitem__ here (140 vs 250 ns per datagram, timeit, 64 x 64 B).
+    buf, lens = ffi.buffer(arr.data), _lens(arr, n)
+    if flags & _MSG_TRUNC:  # then some sockets report the untruncated length
+        lens = [min(length, bufsize) for length in lens]
+    datas = [buf[start:start + length]
+             for start, length in zip(range(0, n * bufsize, bufsize), lens, strict=True)]
     got = list(zip(datas, _senders(arr, n), strict=True))
     _give(_RECV_POOL, key, arr, count * bufsize)
     return got
@@ -262,12 +270,18 @@ def _lens(arr: _Arrays, n: int) -> List[int]:
     return lens
 
 
-def _senders(arr: _Arrays, n: int) -> Iterator[Address]:
-    """The ``(cid, port)`` of the first ``n`` entries, from two strided columns."""
+def _senders(arr: _Arrays, n: int) -> Iterable[Address]:
+    """The ``(cid, port)`` of the first ``n`` entries, from two strided columns.
+
+    A batch from one sender (the common case) shares one tuple.
+    """
     words, end = arr.ports, n * _ADDR_WORDS
     assert words is not None
-    return zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
-               words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
+    cids = words[_CID_WORD:end:_ADDR_WORDS].tolist()
+    ports = words[_PORT_WORD:end:_ADDR_WORDS].tolist()
+    if n and cids.count(cids[0]) == n and ports.count(ports[0]) == n:
+        return [(cids[0], ports[0])] * n
+    return zip(cids, ports, strict=True)
 
 
 def recv_many_into(fd: int, buffer: Any, bufsize: int,
