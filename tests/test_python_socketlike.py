@@ -711,9 +711,9 @@ def _sender_read_before_reuse() -> dict[str, Any]:
                 super().append(item)
                 if armed[0]:
                     armed[0] = False  # once: the inner receive appends too
-                    inner.append(srv.recvfrom(16))  # reuses the sockaddr just returned
+                    inner.append(srv.recvfrom(16))  # reuses the scratch just returned
 
-        srv._addrs = Reentrant(srv._addrs)
+        srv._scratch = Reentrant(srv._scratch)
         data, sender = srv.recvfrom(16)
         out["outer"] = (data, sender)
         out["inner"] = inner[0]

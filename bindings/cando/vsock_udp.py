@@ -35,7 +35,7 @@ import select
 import socket as _socket
 import time
 import warnings
-from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Dict, Final, List, Sequence, Tuple, TypeVar
 
 from . import _batch
 from ._args import INT_MAX as _INT_MAX
@@ -87,6 +87,24 @@ _NO_DEST = object()  # no sendto() yet: matches no address a caller can give
 _SOCKADDR_VM_SIZE: int = ffi.sizeof("struct sockaddr_vm")
 # Receive buffers for recv()/recvfrom(): no memset of bytes about to be overwritten.
 _alloc_uninit: Callable[..., Any] = ffi.new_allocator(should_clear_after_alloc=False)
+# Scratch for one receive: (char[] cdata, its ffi.buffer: slices are the bytes
+# returned, a sockaddr_vm, its 32-bit words: indexing them is cheaper than
+# cffi field access). Sockets pool them, so a receive allocates only its result.
+_Scratch = Tuple[Any, Any, Any, memoryview]
+_BUF: Final = 0
+_BYTES: Final = 1
+_ADDR: Final = 2
+_WORDS: Final = 3
+_PORT_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
+_CID_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
+
+
+def _new_scratch(size: int) -> _Scratch:
+    buf = _alloc_uninit(_CHARS, size)  # uninitialised: only received bytes are read
+    addr = ffi.new("struct sockaddr_vm *")
+    return buf, ffi.buffer(buf), addr, memoryview(ffi.buffer(addr)).cast("I")
+
+
 # flags/nbytes at their default: `x is _ZERO` is one comparison where
 # `type(x) is int and not x` is three. Any other 0 (an IntFlag, say) still
 # works: it takes the checked path.
@@ -237,8 +255,7 @@ class VsockSocket:
         # sendto()'s last destination: (the address object given, its checked
         # value, its sockaddr_vm). Replaced whole, never mutated: thread-safe.
         self._dest: Tuple[object, Address | None, Any] = (_NO_DEST, None, None)
-        self._addrs: List[Any] = []  # a pool of sockaddr_vm for recvfrom*
-        self._scratch: List[Tuple[Any, Any]] = []  # receive buffers for recv/recvfrom
+        self._scratch: List[_Scratch] = []  # receive scratch, see _new_scratch
         if timeout is not None:
             self.settimeout(timeout)
 
@@ -424,40 +441,22 @@ class VsockSocket:
         try:
             size = _receive_size(view, nbytes)
             info = _NULL if flags is _ZERO else _flags_ptr(flags)
-            addr = self._take_addr()
-            n = self._recvfrom_raw(view, size, addr, info)
+            entry = self._take()
+            n = self._recvfrom_raw(view, size, entry[_ADDR], info)
         except BaseException:
             release_view(view)
             raise
-        sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
-        self._addrs.append(addr)
+        words = entry[_WORDS]
+        sender = (words[_CID_WORD], words[_PORT_WORD])  # before another thread reuses it
+        self._scratch.append(entry)
         return n, sender
 
-    def _take_addr(self) -> Any:
-        """A sockaddr_vm for one receive, from a per-socket pool (list.pop is atomic)."""
+    def _take(self) -> _Scratch:
+        """Scratch for one receive, from the socket's pool (one per concurrent caller)."""
         try:
-            return self._addrs.pop()
+            return self._scratch.pop()
         except IndexError:
-            return ffi.new("struct sockaddr_vm *")
-
-    def _take_scratch(self, bufsize: int) -> Tuple[Any, Any]:
-        """A receive buffer of at least ``bufsize`` bytes for recv()/recvfrom():
-        ``(char[] cdata, its ffi.buffer)``, whose slices are the bytes returned.
-
-        Pooled per socket (one per concurrent caller) up to _SCRATCH_KEEP,
-        which any datagram fits; a larger bufsize gets a one-off buffer.
-        """
-        if bufsize <= _SCRATCH_KEEP:
-            try:
-                return self._scratch.pop()
-            except IndexError:
-                bufsize = _SCRATCH_KEEP
-        buf = _alloc_uninit(_CHARS, bufsize)
-        return buf, ffi.buffer(buf)
-
-    def _give_scratch(self, entry: Tuple[Any, Any]) -> None:
-        if len(entry[0]) == _SCRATCH_KEEP:
-            self._scratch.append(entry)
+            return _new_scratch(_SCRATCH_KEEP)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Address]:
         """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
@@ -465,16 +464,31 @@ class VsockSocket:
         Calls ``udo_vsock_udp_recv_data`` (:class:`Server`:
         ``udo_vsock_udp_server_recv_data``).
         """
-        if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
-            _bufsize(bufsize)
-        info = _NULL if flags is _ZERO else _flags_ptr(flags)
-        entry = self._take_scratch(bufsize)
-        addr = self._take_addr()
-        n = self._recvfrom_raw(entry[0], bufsize, addr, info)
-        data: bytes = entry[1][:min(n, bufsize)]  # MSG_TRUNC may report more than bufsize
-        sender = (addr.svm_cid, addr.svm_port)  # read before another thread may reuse addr
-        self._give_scratch(entry)
-        self._addrs.append(addr)
+        if flags is not _ZERO or type(bufsize) is not int or not 0 < bufsize <= _SCRATCH_KEEP:
+            return self._recvfrom_checked(bufsize, flags)
+        scratch = self._scratch  # _take, inlined: the hot path
+        try:
+            entry = scratch.pop()
+        except IndexError:
+            entry = _new_scratch(_SCRATCH_KEEP)
+        try:
+            n = self._recvfrom_raw(entry[_BUF], bufsize, entry[_ADDR], _NULL)
+            words = entry[_WORDS]
+            return entry[_BYTES][:n], (words[_CID_WORD], words[_PORT_WORD])
+        finally:
+            scratch.append(entry)
+
+    def _recvfrom_checked(self, bufsize: object, flags: object) -> Tuple[bytes, Address]:
+        """:meth:`recvfrom` with flags, a huge bufsize, or arguments to check."""
+        size = _bufsize(bufsize)
+        info = _flags_ptr(flags)
+        entry = self._take() if size <= _SCRATCH_KEEP else _new_scratch(size)
+        n = self._recvfrom_raw(entry[_BUF], size, entry[_ADDR], info)
+        data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more than size
+        words = entry[_WORDS]
+        sender = (words[_CID_WORD], words[_PORT_WORD])
+        if size <= _SCRATCH_KEEP:
+            self._scratch.append(entry)
         return data, sender
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
@@ -494,30 +508,31 @@ class VsockSocket:
         try:
             entry = scratch.pop()
         except IndexError:
-            entry = self._take_scratch(bufsize)
+            entry = _new_scratch(_SCRATCH_KEEP)
         try:
-            buf = entry[0]
+            buf = entry[_BUF]
             fd = self._fd
             n = _recv(fd, buf, bufsize)
             if n < 0:
                 n = self._again(n, False, None, _recv, fd, buf, bufsize)
-            data: bytes = entry[1][:n]  # n <= bufsize: no MSG_TRUNC here
+            data: bytes = entry[_BYTES][:n]  # n <= bufsize: no MSG_TRUNC here
             return data
         finally:
             scratch.append(entry)
 
     def _recv_checked(self, bufsize: object, flags: object) -> bytes:
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
-        bufsize = _bufsize(bufsize)
+        size = _bufsize(bufsize)
         info = _flags_ptr(flags)
-        entry = self._take_scratch(bufsize)
-        buf = entry[0]
+        entry = self._take() if size <= _SCRATCH_KEEP else _new_scratch(size)
+        buf = entry[_BUF]
         fd = self._fd
-        n = _recv_data(fd, buf, bufsize, _NULL, info)
+        n = _recv_data(fd, buf, size, _NULL, info)
         if n < 0:
-            n = self._again(n, False, None, _recv_data, fd, buf, bufsize, _NULL, info)
-        data: bytes = entry[1][:min(n, bufsize)]  # MSG_TRUNC may report more than bufsize
-        self._give_scratch(entry)
+            n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
+        data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more than size
+        if size <= _SCRATCH_KEEP:
+            self._scratch.append(entry)
         return data
 
     # -- send -------------------------------------------------------------
