@@ -20,9 +20,15 @@ the library's message. A bad argument raises ``TypeError``/``ValueError``
 before any C call.
 
 Thread safety: as with :class:`socket.socket`, one object may be used from
-several threads (say one receiving, one sending). The per-call scratch
-objects cached to keep ``recv_into``/``send``/``sendto`` allocation-free are
-never mutated once shared, so concurrent calls cannot clobber each other.
+several threads (say one receiving, one sending). What is cached for the
+calls is either never written once shared (flags, destinations) or taken from
+a per-socket pool for the length of one call (receive scratch), so concurrent
+calls cannot clobber each other.
+
+A failed call releases the cffi view it made of the caller's buffer before
+its exception leaves: a traceback keeps frames, and a live view of a
+``memoryview`` collected in a cycle with it crashes the interpreter (see
+:func:`cando.buffer.release_view`).
 """
 
 from __future__ import annotations
