@@ -17,6 +17,10 @@ ratios (pairs measured back to back).
                      no object made per call)
     batch            _batch.send_many + _batch.recv_many      (B per call)
     batch_into       _batch.send_many + _batch.recv_many_into (B per call, zero-copy)
+    cffi_bare        the C calls cando's send + recv_into make, straight from
+                     cando._cando.lib on prepared cdata: no Python layer (the
+                     ceiling of any cffi binding)
+    batch_bare       the same for the batch calls (send_batch + recv_batch)
     c_raw            bench_c's vsock_raw: C sendto + recvfrom (--bench-c; a
                      subprocess per round on the same transport)
 
@@ -39,11 +43,12 @@ from typing import Any, Callable, Dict, List
 
 import cando
 from cando import _batch
+from cando._cando import ffi, lib
 
 SIZES = [0, 64, 256, 1024, 4096, 16384, 65536]
 MAX_PAYLOAD = 65536
 VARIANTS = ["socket", "socket_into", "cando", "cando_recvfrom", "cando_into",
-            "cando_buffer", "batch", "batch_into"]
+            "cando_buffer", "batch", "batch_into", "cffi_bare", "batch_bare"]
 # (name, numerator, denominator): a throughput ratio is den_time / num_time.
 RATIOS = [
     ("cando_vs_socket", "cando", "socket"),                   # target >= 1.0
@@ -54,6 +59,8 @@ RATIOS = [
     ("cando_buffer_vs_socket_into", "cando_buffer", "socket_into"),
     ("batch_vs_socket", "batch", "socket"),                   # target >= 1.5
     ("batch_into_vs_socket", "batch_into", "socket"),
+    ("cffi_bare_vs_socket", "cffi_bare", "socket"),            # the ceiling, per datagram
+    ("batch_bare_vs_socket", "batch_bare", "socket"),          # the ceiling, batched
     ("batch_vs_c_raw", "batch", "c_raw"),                     # target: time <= 1.2x
     ("batch_into_vs_c_raw", "batch_into", "c_raw"),
 ]
@@ -157,8 +164,45 @@ class Bench:
                     for _ in range(n // b):
                         send_many(fd_tx, dgrams, dest)
                         into(fd_rx, bbuf, bufsize)
+        elif variant == "cffi_bare":
+            run = self._cffi_bare(payload, bufsize)
+        elif variant == "batch_bare":
+            run = self._batch_bare(payload, bufsize)
         else:
             raise ValueError(variant)
+        return run
+
+    def _cffi_bare(self, payload: bytes, bufsize: int) -> Loop:
+        send, recv = lib.cando_client_send, lib.cando_recv
+        inst, fd, buf, size = self.cli._instance, self.srv.fileno(), self.cbuf._cdata, len(payload)
+        assert send(inst, payload, size) == size and recv(fd, buf, bufsize) == size
+
+        def run(n: int) -> None:
+            for _ in range(n):
+                send(inst, payload, size)
+                recv(fd, buf, bufsize)
+        return run
+
+    def _batch_bare(self, payload: bytes, bufsize: int) -> Loop:
+        b, fd_tx, fd_rx = self.batch, self.btx.fileno(), self.brx.fileno()
+        tx = ffi.new("struct udo_vsock_udp_dgram[]", b)
+        rx = ffi.new("struct udo_vsock_udp_dgram[]", b)
+        data = ffi.new("char[]", b * bufsize)
+        addrs = ffi.new("struct sockaddr_vm[]", b)
+        for i in range(b):
+            tx[i].data, tx[i].size = ffi.from_buffer(payload), len(payload)
+            rx[i].data, rx[i].size, rx[i].addr = data + i * bufsize, bufsize, addrs + i
+        dest = ffi.new("struct sockaddr_vm *")
+        dest.svm_family, (dest.svm_cid, dest.svm_port) = lib.AF_VSOCK, self.bdest
+        wait = ffi.new("int *", lib.MSG_WAITFORONE)
+        send, recv = lib.udo_vsock_udp_send_batch, lib.udo_vsock_udp_recv_batch
+        keep = (payload, data, addrs)
+
+        def run(n: int) -> None:
+            assert keep
+            for _ in range(n // b):
+                send(fd_tx, tx, b, dest, ffi.NULL)
+                recv(fd_rx, rx, b, wait)
         return run
 
 
@@ -194,6 +238,7 @@ def alloc_check(bench: Bench, windows: int = 50, per_window: int = 8) -> Dict[st
     """
     payload = b"x" * 64
     cases: Dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {
+        "harness": (lambda: None, lambda: None),
         "cando_recv_into": (lambda: bench.cli.send(payload),
                             lambda: bench.srv.recv_into(bench.buf)),
         "cando_recv_into_buffer": (lambda: bench.cli.send(payload),
@@ -223,6 +268,10 @@ def alloc_check(bench: Bench, windows: int = 50, per_window: int = 8) -> Dict[st
                 retained_max = max(retained_max, cur - base)
         out[name] = {"datagrams_per_window": per_window, "windows": windows,
                      "peak_bytes": peak_max, "retained_bytes": retained_max}
+    # What the receives themselves allocate: beyond what the same loop with
+    # a receive that does nothing shows (its range iterator, ...).
+    for case in out.values():
+        case["net_peak_bytes"] = case["peak_bytes"] - out["harness"]["peak_bytes"]
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import errno as _errno
 from array import array as _array
-from typing import Any, Callable, Dict, Iterable, List, Literal, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Literal, Sequence, Tuple
 
 from ._args import INT_MAX as _INT_MAX
 from ._args import check_address
@@ -60,23 +60,30 @@ _ADDR_WORDS, _rem = divmod(ffi.sizeof("struct sockaddr_vm"), 4)
 assert _rem == 0
 _PORT_WORD = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
 _CID_WORD = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
+assert _ADDR_WORDS == 4 and _CID_WORD == _PORT_WORD + 1  # the 64-bit keys of _Arrays
 del _rem
 
 
 class _Arrays:
     """One batch shape's C arrays, with word views for reading results."""
 
-    __slots__ = ("addrs", "data", "dgrams", "lens", "ports", "size")
+    __slots__ = ("addrs", "data", "dgrams", "keys", "lens", "ports", "size", "view")
 
     def __init__(self, count: int, with_addrs: bool = True) -> None:
         self.size = count
         self.dgrams = ffi.new("struct udo_vsock_udp_dgram[]", count)
         self.lens = memoryview(ffi.buffer(self.dgrams)).cast(_SIZE_T)
         self.addrs: Any = ffi.new("struct sockaddr_vm[]", count) if with_addrs else ffi.NULL
-        self.ports = memoryview(ffi.buffer(self.addrs)).cast("I") if with_addrs else None
+        self.ports: memoryview | None = None
+        self.keys: memoryview | None = None
+        if with_addrs:
+            self.ports = ports = memoryview(ffi.buffer(self.addrs)).cast("I")
+            # Every other 64-bit word here holds one entry's svm_port and svm_cid.
+            self.keys = ports[_PORT_WORD:len(ports) - 1].cast("B").cast("Q")
         for i in range(count if with_addrs else 0):
             self.dgrams[i].addr = self.addrs + i
         self.data: Any = None  # the receive buffer these entries point into
+        self.view: Any = None  # its ffi.buffer
 
 
 # Arrays are taken out of these pools for the length of one call and given
@@ -93,6 +100,7 @@ _POOL_KEEP_BYTES = 1 << 22
 # by C, never written once shared.
 _FLAGS: Dict[int, Any] = {}
 _DESTS: Dict[Address, Any] = {}
+_LAST_DEST: Tuple[object, Any] = (object(), None)  # replaced whole, never mutated
 
 
 def _fail(ret: int) -> None:
@@ -122,8 +130,12 @@ def _flags(flags: int) -> Any:
 def _dest(address: Address | None) -> Any:
     """The destination of one call, checked: a sockaddr_vm, cached per address
     (C only reads it; ~500 ns a call to build)."""
+    global _LAST_DEST
     if address is None:
         return ffi.NULL
+    last = _LAST_DEST
+    if address is last[0]:  # the very tuple of the last call: checked then
+        return last[1]
     checked = check_address(address)  # first: (2.0, 1) == (2, 1) must not hit the cache
     dest = _DESTS.get(checked)
     if dest is None:
@@ -133,17 +145,9 @@ def _dest(address: Address | None) -> Any:
         if len(_DESTS) >= 64:
             _DESTS.clear()
         _DESTS[checked] = dest
+    if type(address) is tuple:  # immutable: the same object is the same address
+        _LAST_DEST = (address, dest)
     return dest
-
-
-def _take(pool: List[_Arrays], count: int, make: Callable[[], _Arrays]) -> _Arrays:
-    try:
-        arr = pool.pop()
-        if arr.size >= count:
-            return arr
-    except IndexError:
-        pass
-    return make()
 
 
 def _give(pools: Dict[Any, List[_Arrays]], key: Any, arr: _Arrays, nbytes: int) -> None:
@@ -167,7 +171,8 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     sequence sends nothing and returns 0; an empty datagram is a ``ValueError``
     (the C API sends no 0-byte datagrams).
     """
-    _check_int("fd", fd, 0, _INT_MAX)
+    if type(fd) is not int or not 0 <= fd <= _INT_MAX:
+        _check_int("fd", fd, 0, _INT_MAX)
     try:
         items = tuple(datagrams)  # one snapshot: what is counted is what is sent
     except TypeError:
@@ -179,54 +184,54 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     info = _flags(flags)
     views: List[Any] = []  # from_buffer views this call made: released if it raises
     try:
-        return _send_items(fd, items, dest, info, views)
+        try:
+            # len() is the byte size of everything but multi-byte memoryviews
+            # (and arrays), which join() shows: their len() undercounts.
+            lens = list(map(len, items))
+            total = sum(lens)
+            if total < _JOIN_BELOW * count:
+                # Small datagrams: one copy into one block, laid out in C.
+                joined = b"".join(items)
+                if len(joined) != total:
+                    lens = [memoryview(d).nbytes for d in items]
+            else:
+                # Large ones: pinned where they are (no copy); sizes from the pins.
+                for d in items:
+                    views.append(ffi.from_buffer(_CHARS, d))
+                lens = list(map(len, views))
+        except (TypeError, BufferError):
+            raise TypeError("datagrams must be contiguous bytes-like objects") from None
+        if not min(lens):
+            raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
+        try:
+            arr = _SEND_POOL.pop()  # pooled arrays hold BATCH_MAX entries
+        except IndexError:
+            arr = _Arrays(BATCH_MAX, with_addrs=False)
+        if count > arr.size:
+            arr = _Arrays(count, with_addrs=False)  # for this call alone
+        try:
+            if not views:
+                # cffi passes the list of sizes as a size_t array of its own.
+                return _call(lib.cando_send_joined, fd, arr.dgrams, joined, lens, count,
+                             dest, info)
+            words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
+            words[_DATA_WORD:end:dw] = _array(_SIZE_T,
+                                              [int(ffi.cast("uintptr_t", v)) for v in views])
+            words[_SIZE_WORD:end:dw] = _array(_SIZE_T, lens)
+            return _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
+        finally:
+            if len(_SEND_POOL) < 4 and arr.size == BATCH_MAX:
+                _SEND_POOL.append(arr)
     except BaseException:
         for view in views:
             release_view(view)
         raise
 
 
-def _send_items(fd: int, items: Tuple[Any, ...], dest: Any, info: Any, views: List[Any]) -> int:
-    count = len(items)
-    try:
-        # len() is the byte size of everything but multi-byte memoryviews (and
-        # arrays), which join() shows: their len() undercounts.
-        lens = list(map(len, items))
-        total = sum(lens)
-        joined = b""
-        if total < _JOIN_BELOW * count:
-            # Small datagrams: one copy into one block, laid out in C.
-            joined = b"".join(items)
-            if len(joined) != total:
-                lens = [memoryview(d).nbytes for d in items]
-        else:
-            # Large ones: pinned where they are (no copy); sizes from the pins.
-            for d in items:
-                views.append(ffi.from_buffer(_CHARS, d))
-            lens = list(map(len, views))
-    except (TypeError, BufferError):
-        raise TypeError("datagrams must be contiguous bytes-like objects") from None
-    if not min(lens):
-        raise ValueError("an empty datagram: the C API sends no 0-byte datagrams")
-    sizes = _array(_SIZE_T, lens)
-    arr = _take(_SEND_POOL, count, lambda: _Arrays(max(count, BATCH_MAX), with_addrs=False))
-    try:
-        if not views:
-            views.append(ffi.from_buffer(_SIZES, sizes))
-            return _call(lib.cando_send_joined, fd, arr.dgrams, joined, views[0], count,
-                         dest, info)
-        words, dw, end = arr.lens, _DGRAM_WORDS, count * _DGRAM_WORDS
-        words[_DATA_WORD:end:dw] = _array(_SIZE_T, [int(ffi.cast("uintptr_t", v)) for v in views])
-        words[_SIZE_WORD:end:dw] = sizes
-        return _call(lib.udo_vsock_udp_send_batch, fd, arr.dgrams, count, dest, info)
-    finally:
-        if len(_SEND_POOL) < 4:
-            _SEND_POOL.append(arr)
-
-
 def _recv_arrays(count: int, bufsize: int) -> _Arrays:
     arr = _Arrays(count)
     arr.data = ffi.new("char[]", count * bufsize)
+    arr.view = ffi.buffer(arr.data)
     for i in range(count):
         d = arr.dgrams[i]
         d.data = arr.data + i * bufsize
@@ -244,17 +249,24 @@ def recv_many(fd: int, count: int, bufsize: int,
     truncated to ``bufsize``, as ``recvfrom`` does. Returns
     ``[(data, (cid, port)), ...]`` in arrival order.
     """
-    _check_int("fd", fd, 0, _INT_MAX)
-    _check_int("count", count, 1, _MAX_COUNT)
-    _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
+    # Checked inline, cheapest first; _check_int raises the error that says why.
+    if type(fd) is not int or not 0 <= fd <= _INT_MAX:
+        _check_int("fd", fd, 0, _INT_MAX)
+    if type(count) is not int or not 0 < count <= _MAX_COUNT:
+        _check_int("count", count, 1, _MAX_COUNT)
+    if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
+        _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
     info = _flags(flags)
     key = (count, bufsize)
-    arr = _take(_RECV_POOL.get(key, []), count, lambda: _recv_arrays(count, bufsize))
+    try:
+        arr = _RECV_POOL[key].pop()
+    except (KeyError, IndexError):
+        arr = _recv_arrays(count, bufsize)
     n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
     # Slot i is buf[i * bufsize:][:len]. Lengths and senders come out as
     # whole columns; a comprehension of plain slices beats map() over
     # __getitem__ here (140 vs 250 ns per datagram, timeit, 64 x 64 B).
-    buf, lens = ffi.buffer(arr.data), _lens(arr, n)
+    buf, lens = arr.view, _lens(arr, n)
     if flags & _MSG_TRUNC:  # then some sockets report the untruncated length
         lens = [min(length, bufsize) for length in lens]
     datas = [buf[start:start + length]
@@ -275,13 +287,13 @@ def _senders(arr: _Arrays, n: int) -> Iterable[Address]:
 
     A batch from one sender (the common case) shares one tuple.
     """
-    words, end = arr.ports, n * _ADDR_WORDS
-    assert words is not None
-    cids = words[_CID_WORD:end:_ADDR_WORDS].tolist()
-    ports = words[_PORT_WORD:end:_ADDR_WORDS].tolist()
-    if n and cids.count(cids[0]) == n and ports.count(ports[0]) == n:
-        return [(cids[0], ports[0])] * n
-    return zip(cids, ports, strict=True)
+    words, keys, end = arr.ports, arr.keys, n * _ADDR_WORDS
+    assert words is not None and keys is not None
+    first = keys[0] if n else 0
+    if keys[0:2 * n:2].tolist().count(first) == n:
+        return [(words[_CID_WORD], words[_PORT_WORD])] * n
+    return zip(words[_CID_WORD:end:_ADDR_WORDS].tolist(),
+               words[_PORT_WORD:end:_ADDR_WORDS].tolist(), strict=True)
 
 
 def recv_many_into(fd: int, buffer: Any, bufsize: int,
