@@ -23,6 +23,9 @@ def main(argv: List[str]) -> int:
     out, paths = argv[1], argv[2:]
     fig, (ax_d, ax_m) = plt.subplots(1, 2, figsize=(13, 5.5))
     styles = ["-", "--", ":", "-."]
+    markers = "osD^v<>pP*Xh"
+    colors = plt.get_cmap("tab20").colors  # type: ignore[attr-defined]
+    n = 0  # series so far: each gets its own colour and marker
     for k, path in enumerate(paths):
         with open(path, encoding="utf-8") as f:
             doc: Dict[str, Any] = json.load(f)
@@ -34,10 +37,11 @@ def main(argv: List[str]) -> int:
             pts.sort()
             label = f"{doc['benchmark']}: {name}"
             xs = [p[0] for p in pts]
-            ax_d.plot(xs, [p[1] for p in pts], styles[k % len(styles)], marker="o",
-                      label=label, markersize=3)
-            ax_m.plot(xs, [p[2] for p in pts], styles[k % len(styles)], marker="o",
-                      label=label, markersize=3)
+            style = {"linestyle": styles[k % len(styles)], "marker": markers[n % len(markers)],
+                     "color": colors[n % len(colors)], "label": label, "markersize": 4}
+            n += 1
+            ax_d.plot(xs, [p[1] for p in pts], **style)
+            ax_m.plot(xs, [p[2] for p in pts], **style)
         transport = doc.get("transport", "?")
     for ax, what in ((ax_d, "datagrams/s"), (ax_m, "MB/s")):
         ax.set_xscale("log", base=2)

@@ -54,9 +54,23 @@ def test_bench_py_runs_and_plots(bench_c: str, wrapped_env: WrappedEnv, tmp_path
         env=wrapped_env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    _check(doc, {"socket", "cando", "cando_into", "batch", "batch_into", "c_raw"})
-    assert set(doc["allocations"]) >= {"cando_recv_into", "batch_recv_many_into"}
+    _check(doc, {"socket", "cando", "cando_into", "cando_buffer", "batch", "batch_into",
+                 "cffi_bare", "batch_bare", "c_raw"})
+    allocations = doc["allocations"]
+    assert set(allocations) >= {"harness", "cando_recv_into", "cando_recv_into_buffer",
+                                "batch_recv_many_into"}
+    assert allocations["cando_recv_into_buffer"]["net_peak_bytes"] == 0
     png = tmp_path / "plot.png"
     subprocess.run([sys.executable, str(BENCH / "plot.py"), str(png), str(out)], check=True,
                    capture_output=True, timeout=120)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_decompose_runs(wrapped_env: WrappedEnv) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "decompose.py"), "--rounds", "1", "--count", "64"],
+        env=wrapped_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert names == ["bare", "send", "recv", "recv_into(Buffer)",
+                     "bare", "send_many", "recv_many", "recv_many_into(Buffer)"]
