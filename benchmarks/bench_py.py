@@ -184,26 +184,48 @@ class Bench:
         return run
 
     def _batch_bare(self, payload: bytes, bufsize: int) -> Loop:
-        b, fd_tx, fd_rx = self.batch, self.btx.fileno(), self.brx.fileno()
-        tx = ffi.new("struct udo_vsock_udp_dgram[]", b)
-        rx = ffi.new("struct udo_vsock_udp_dgram[]", b)
-        data = ffi.new("char[]", b * bufsize)
-        addrs = ffi.new("struct sockaddr_vm[]", b)
-        for i in range(b):
-            tx[i].data, tx[i].size = ffi.from_buffer(payload), len(payload)
-            rx[i].data, rx[i].size, rx[i].addr = data + i * bufsize, bufsize, addrs + i
-        dest = ffi.new("struct sockaddr_vm *")
-        dest.svm_family, (dest.svm_cid, dest.svm_port) = lib.AF_VSOCK, self.bdest
-        wait = ffi.new("int *", lib.MSG_WAITFORONE)
-        send, recv = lib.udo_vsock_udp_send_batch, lib.udo_vsock_udp_recv_batch
-        keep = (payload, data, addrs)
+        return bare_batch_loop(self.btx.fileno(), self.brx.fileno(), self.bdest, self.batch,
+                               payload, bufsize)
 
-        def run(n: int) -> None:
-            assert keep
-            for _ in range(n // b):
-                send(fd_tx, tx, b, dest, ffi.NULL)
-                recv(fd_rx, rx, b, wait)
-        return run
+
+class BareBatch:
+    """Arrays for send_batch + recv_batch of ``b`` datagrams straight from
+    ``lib`` (no Python layer): what the batch variants cost at best."""
+
+    def __init__(self, b: int, payload: bytes, bufsize: int, dest: tuple[int, int]) -> None:
+        self.b, self.payload = b, payload
+        self.tx = ffi.new("struct udo_vsock_udp_dgram[]", b)
+        self.rx = ffi.new("struct udo_vsock_udp_dgram[]", b)
+        self.data = ffi.new("char[]", b * bufsize)
+        self.addrs = ffi.new("struct sockaddr_vm[]", b)
+        for i in range(b):
+            self.tx[i].data, self.tx[i].size = ffi.from_buffer(payload), len(payload)
+            self.rx[i].data = self.data + i * bufsize
+            self.rx[i].size, self.rx[i].addr = bufsize, self.addrs + i
+        self.dest = ffi.new("struct sockaddr_vm *")
+        self.dest.svm_family, (self.dest.svm_cid, self.dest.svm_port) = lib.AF_VSOCK, dest
+        self.wait = ffi.new("int *", lib.MSG_WAITFORONE)
+
+    def send(self, fd: int) -> None:
+        lib.udo_vsock_udp_send_batch(fd, self.tx, self.b, self.dest, ffi.NULL)
+
+    def recv(self, fd: int) -> None:
+        lib.udo_vsock_udp_recv_batch(fd, self.rx, self.b, self.wait)
+
+
+def bare_batch_loop(fd_tx: int, fd_rx: int, dest_addr: tuple[int, int], b: int,
+                    payload: bytes, bufsize: int) -> Loop:
+    """The ``batch_bare`` variant: :class:`BareBatch` sends, then receives."""
+    arrays = BareBatch(b, payload, bufsize, dest_addr)
+    send, recv = lib.udo_vsock_udp_send_batch, lib.udo_vsock_udp_recv_batch
+    tx, rx, dest, wait = arrays.tx, arrays.rx, arrays.dest, arrays.wait
+
+    def run(n: int) -> None:
+        assert arrays
+        for _ in range(n // b):
+            send(fd_tx, tx, b, dest, ffi.NULL)
+            recv(fd_rx, rx, b, wait)
+    return run
 
 
 def _local_cid() -> int:

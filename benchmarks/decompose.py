@@ -23,10 +23,10 @@ from typing import Callable, Dict
 
 import cando
 from cando import _batch
-from cando._cando import ffi, lib
+from cando._cando import lib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_py import _reexec_under_wrapper, _transport_ok
+from bench_py import BareBatch, _reexec_under_wrapper, _transport_ok, bare_batch_loop
 
 PAYLOAD = b"x" * 64
 BUFSIZE = 65536
@@ -68,45 +68,30 @@ def batched(b: int) -> Dict[str, Callable[[int], None]]:
     tx = socket.socket(socket.AF_VSOCK, socket.SOCK_DGRAM)
     rx = socket.socket(socket.AF_VSOCK, socket.SOCK_DGRAM)
     rx.bind((socket.VMADDR_CID_ANY, socket.VMADDR_PORT_ANY))
-    dest_t = (cando.local_cid(), rx.getsockname()[1])
+    dest = (cando.local_cid(), rx.getsockname()[1])
     fd_tx, fd_rx = tx.fileno(), rx.fileno()
-    txa = ffi.new("struct udo_vsock_udp_dgram[]", b)
-    rxa = ffi.new("struct udo_vsock_udp_dgram[]", b)
-    data = ffi.new("char[]", b * BUFSIZE)
-    addrs = ffi.new("struct sockaddr_vm[]", b)
-    for i in range(b):
-        txa[i].data, txa[i].size = ffi.from_buffer(PAYLOAD), len(PAYLOAD)
-        rxa[i].data, rxa[i].size, rxa[i].addr = data + i * BUFSIZE, BUFSIZE, addrs + i
-    dest = ffi.new("struct sockaddr_vm *")
-    dest.svm_family, (dest.svm_cid, dest.svm_port) = lib.AF_VSOCK, dest_t
-    wait = ffi.new("int *", lib.MSG_WAITFORONE)
-    bare_send, bare_recv = lib.udo_vsock_udp_send_batch, lib.udo_vsock_udp_recv_batch
+    bare = BareBatch(b, PAYLOAD, BUFSIZE, dest)
     dgrams, into = [PAYLOAD] * b, cando.Buffer(b * BUFSIZE)
-    keep = (tx, rx, data, addrs)
-
-    def bare(n: int) -> None:
-        for _ in range(n // b):
-            bare_send(fd_tx, txa, b, dest, ffi.NULL)
-            bare_recv(fd_rx, rxa, b, wait)
+    keep = (tx, rx)
 
     def py_send(n: int) -> None:
         for _ in range(n // b):
-            _batch.send_many(fd_tx, dgrams, dest_t)
-            bare_recv(fd_rx, rxa, b, wait)
+            _batch.send_many(fd_tx, dgrams, dest)
+            bare.recv(fd_rx)
 
     def py_recv(n: int) -> None:
         for _ in range(n // b):
-            bare_send(fd_tx, txa, b, dest, ffi.NULL)
+            bare.send(fd_tx)
             _batch.recv_many(fd_rx, b, BUFSIZE)
 
     def py_recv_into(n: int) -> None:
         assert keep
         for _ in range(n // b):
-            bare_send(fd_tx, txa, b, dest, ffi.NULL)
+            bare.send(fd_tx)
             _batch.recv_many_into(fd_rx, into, BUFSIZE)
 
-    return {"bare": bare, "send_many": py_send, "recv_many": py_recv,
-            "recv_many_into(Buffer)": py_recv_into}
+    return {"bare": bare_batch_loop(fd_tx, fd_rx, dest, b, PAYLOAD, BUFSIZE),
+            "send_many": py_send, "recv_many": py_recv, "recv_many_into(Buffer)": py_recv_into}
 
 
 def measure(name: str, loops: Dict[str, Callable[[int], None]], rounds: int, count: int) -> None:
