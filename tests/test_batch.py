@@ -356,3 +356,38 @@ def test_recv_many_clips_what_msg_trunc_reports() -> None:
         b.send(b"f")
         got = _batch.recv_many(a.fileno(), 8, 64, socket.MSG_TRUNC | socket.MSG_DONTWAIT)
     assert [d for d, _ in got] == [b"e" * 64, b"f"]
+
+
+def _pools_after() -> dict[str, int]:
+    """Pooled arrays survive a send_many of more than BATCH_MAX and a failed receive."""
+    from cando import _batch
+
+    tx, rx, dest = _pair()
+    try:
+        _batch.send_many(tx.fileno(), [b"x"], dest)
+        before = len(_batch._SEND_POOL)
+        # MSG_DONTWAIT: the emulated queue holds 10; what does not fit is not sent.
+        _batch.send_many(tx.fileno(), [b"y"] * (_batch.BATCH_MAX + 6), dest,
+                         socket.MSG_DONTWAIT)
+        out = {"send_before": before, "send_after": len(_batch._SEND_POOL)}
+        while True:  # drain
+            try:
+                _batch.recv_many(rx.fileno(), 16, 8, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+        for _ in range(3):
+            try:
+                _batch.recv_many(rx.fileno(), 16, 8, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+        out["recv_pool"] = len(_batch._RECV_POOL.get((16, 8), []))
+        return out
+    finally:
+        tx.close()
+        rx.close()
+
+
+def test_pools_survive_big_sends_and_failed_receives(wrapped_worker: WrappedWorker) -> None:
+    out = wrapped_worker.call(_pools_after)
+    assert out["send_before"] >= 1 and out["send_after"] == out["send_before"], out
+    assert out["recv_pool"] == 1, out

@@ -6,6 +6,7 @@ return what they saw; argument checks run here, with no transport.
 
 from __future__ import annotations
 
+import copy
 import sys
 import tracemalloc
 from typing import Any
@@ -108,3 +109,14 @@ def test_recv_into_a_buffer_allocates_nothing(wrapped_worker: Any) -> None:
     assert peaks["buffer"] == 0
     # The probe sees the one view a bytearray costs per call (so 0 above means none).
     assert peaks["bytearray"] > 0
+
+
+def test_buffer_copies_its_bytes_and_cannot_be_subclassed() -> None:
+    buf = Buffer(4)
+    buf.view[:] = b"abcd"
+    other = copy.copy(buf)
+    deep = copy.deepcopy(buf)
+    buf.view[0:1] = b"X"
+    assert bytes(other) == bytes(deep) == b"abcd" and bytes(buf) == b"Xbcd"
+    with pytest.raises(TypeError, match="subclassed"):
+        type("Sub", (Buffer,), {})

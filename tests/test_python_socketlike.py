@@ -775,3 +775,47 @@ def test_send_many_sends_what_it_iterates_and_checks_every_address(
     out = wrapped_worker.call(_send_many_checks)
     assert out["liar_sent"] == 1 and out["liar_got"] == [b"hello"]
     assert out["float_cid"] == "TypeError"
+
+
+def _scratch_after_failures() -> dict[str, int]:
+    """How many receive scratch entries 50 failing calls of each method make."""
+    import cando.vsock_udp as vu
+
+    made = [0]
+    real = vu._new_scratch
+
+    def counting(size: int) -> Any:
+        made[0] += 1
+        return real(size)
+
+    out: dict[str, int] = {}
+    vu._new_scratch = counting  # type: ignore[assignment]
+    try:
+        with Server(port=-1) as srv:
+            calls: dict[str, Callable[[], object]] = {
+                "recv_dontwait": lambda: srv.recv(64, socket.MSG_DONTWAIT),
+                "recvfrom_dontwait": lambda: srv.recvfrom(64, socket.MSG_DONTWAIT),
+                "recvfrom_into": lambda: srv.recvfrom_into(bytearray(64), 0,
+                                                           socket.MSG_DONTWAIT),
+                "recv_nonblocking": lambda: srv.recv(64),
+                "recvfrom_nonblocking": lambda: srv.recvfrom(64),
+            }
+            srv.setblocking(False)
+            for name, call in calls.items():
+                srv._scratch.clear()
+                made[0] = 0
+                for _ in range(50):
+                    try:
+                        call()
+                    except BlockingIOError:
+                        pass
+                out[name] = made[0]
+    finally:
+        vu._new_scratch = real  # type: ignore[assignment]
+    return out
+
+
+def test_failed_receives_keep_their_scratch(wrapped_worker: Any) -> None:
+    """A receive that raises gives its pooled scratch back (no new buffer per EAGAIN)."""
+    out = wrapped_worker.call(_scratch_after_failures)
+    assert out == dict.fromkeys(out, 1), out

@@ -39,8 +39,22 @@ class Buffer:
         self._cdata: Any = ffi.new("char[]", self._size)
         self.view: memoryview = memoryview(ffi.buffer(self._cdata))
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The receive methods recognise a Buffer by its exact type (one
+        # comparison on the hot path); a subclass would silently lose that.
+        raise TypeError("cando.Buffer cannot be subclassed")
+
     def __len__(self) -> int:
         return self._size
+
+    def __copy__(self) -> Buffer:
+        """A new Buffer with a copy of the bytes (not a second handle on this memory)."""
+        other = Buffer(self._size)
+        other.view[:] = self.view
+        return other
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Buffer:
+        return self.__copy__()
 
     @overload
     def __getitem__(self, index: int) -> int: ...

@@ -82,8 +82,8 @@ _MAX_BUFSIZE = 1 << 30
 # int64), waited out in poll() slices.
 _MAX_TIMEOUT = float((1 << 63) - 1) / 1e9
 _POLL_MAX_MS = (1 << 31) - 1
-# recv()/recvfrom() keep their buffer for the next call up to this size: the
-# largest datagram (69608 bytes) fits; a one-off huge bufsize is not kept.
+# recv()/recvfrom() keep their buffer for the next call up to this size (the
+# largest datagram, 69608 bytes, fits); a one-off huge bufsize is not kept.
 _SCRATCH_KEEP = 1 << 17
 _EINTR = _errno.EINTR
 _EAGAIN = _errno.EAGAIN
@@ -95,12 +95,14 @@ _SOCKADDR_VM_SIZE: int = ffi.sizeof("struct sockaddr_vm")
 _alloc_uninit: Callable[..., Any] = ffi.new_allocator(should_clear_after_alloc=False)
 # Scratch for one receive: (char[] cdata, its ffi.buffer: slices are the bytes
 # returned, a sockaddr_vm, its 32-bit words: indexing them is cheaper than
-# cffi field access). Sockets pool them, so a receive allocates only its result.
-_Scratch = Tuple[Any, Any, Any, memoryview]
+# cffi field access, the buffer's size). Sockets pool them, so a receive
+# allocates only its result.
+_Scratch = Tuple[Any, Any, Any, memoryview, int]
 _BUF: Final = 0
 _BYTES: Final = 1
 _ADDR: Final = 2
 _WORDS: Final = 3
+_SIZE: Final = 4
 _PORT_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
 _CID_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
 
@@ -108,7 +110,7 @@ _CID_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
 def _new_scratch(size: int) -> _Scratch:
     buf = _alloc_uninit(_CHARS, size)  # uninitialised: only received bytes are read
     addr = ffi.new("struct sockaddr_vm *")
-    return buf, ffi.buffer(buf), addr, memoryview(ffi.buffer(addr)).cast("I")
+    return buf, ffi.buffer(buf), addr, memoryview(ffi.buffer(addr)).cast("I"), size
 
 
 # flags/nbytes at their default: `x is _ZERO` is one comparison where
@@ -447,22 +449,32 @@ class VsockSocket:
         try:
             size = _receive_size(view, nbytes)
             info = _NULL if flags is _ZERO else _flags_ptr(flags)
-            entry = self._take()
-            n = self._recvfrom_raw(view, size, entry[_ADDR], info)
         except BaseException:
             release_view(view)
             raise
-        words = entry[_WORDS]
-        sender = (words[_CID_WORD], words[_PORT_WORD])  # before another thread reuses it
-        self._scratch.append(entry)
-        return n, sender
-
-    def _take(self) -> _Scratch:
-        """Scratch for one receive, from the socket's pool (one per concurrent caller)."""
+        entry = self._take(1)  # for its sockaddr_vm
         try:
-            return self._scratch.pop()
+            n = self._recvfrom_raw(view, size, entry[_ADDR], info)
+            words = entry[_WORDS]
+            return n, (words[_CID_WORD], words[_PORT_WORD])  # before the entry is reused
+        except BaseException:
+            release_view(view)
+            raise
+        finally:
+            self._give(entry)
+
+    def _take(self, size: int) -> _Scratch:
+        """Scratch with room for ``size`` bytes, from the socket's pool (an entry
+        per concurrent caller, grown to the largest size asked, up to _SCRATCH_KEEP)."""
+        try:
+            entry = self._scratch.pop()
         except IndexError:
-            return _new_scratch(_SCRATCH_KEEP)
+            return _new_scratch(size)
+        return entry if entry[_SIZE] >= size else _new_scratch(size)
+
+    def _give(self, entry: _Scratch) -> None:
+        if entry[_SIZE] <= _SCRATCH_KEEP:  # a one-off huge buffer is not kept
+            self._scratch.append(entry)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Address]:
         """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
@@ -472,11 +484,13 @@ class VsockSocket:
         """
         if flags is not _ZERO or type(bufsize) is not int or not 0 < bufsize <= _SCRATCH_KEEP:
             return self._recvfrom_checked(bufsize, flags)
-        scratch = self._scratch  # _take, inlined: the hot path
+        scratch = self._scratch  # _take and _give, inlined: the hot path
         try:
             entry = scratch.pop()
+            if entry[_SIZE] < bufsize:
+                entry = _new_scratch(bufsize)
         except IndexError:
-            entry = _new_scratch(_SCRATCH_KEEP)
+            entry = _new_scratch(bufsize)
         try:
             n = self._recvfrom_raw(entry[_BUF], bufsize, entry[_ADDR], _NULL)
             words = entry[_WORDS]
@@ -488,14 +502,14 @@ class VsockSocket:
         """:meth:`recvfrom` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
-        entry = self._take() if size <= _SCRATCH_KEEP else _new_scratch(size)
-        n = self._recvfrom_raw(entry[_BUF], size, entry[_ADDR], info)
-        data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more than size
-        words = entry[_WORDS]
-        sender = (words[_CID_WORD], words[_PORT_WORD])
-        if size <= _SCRATCH_KEEP:
-            self._scratch.append(entry)
-        return data, sender
+        entry = self._take(size)
+        try:
+            n = self._recvfrom_raw(entry[_BUF], size, entry[_ADDR], info)
+            data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more
+            words = entry[_WORDS]
+            return data, (words[_CID_WORD], words[_PORT_WORD])
+        finally:
+            self._give(entry)
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
         """One receive with the sender's address (``udo_vsock_udp_recv_data``)."""
@@ -513,8 +527,10 @@ class VsockSocket:
         scratch = self._scratch
         try:
             entry = scratch.pop()
+            if entry[_SIZE] < bufsize:
+                entry = _new_scratch(bufsize)
         except IndexError:
-            entry = _new_scratch(_SCRATCH_KEEP)
+            entry = _new_scratch(bufsize)
         try:
             buf = entry[_BUF]
             fd = self._fd
@@ -530,16 +546,17 @@ class VsockSocket:
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
-        entry = self._take() if size <= _SCRATCH_KEEP else _new_scratch(size)
-        buf = entry[_BUF]
-        fd = self._fd
-        n = _recv_data(fd, buf, size, _NULL, info)
-        if n < 0:
-            n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
-        data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more than size
-        if size <= _SCRATCH_KEEP:
-            self._scratch.append(entry)
-        return data
+        entry = self._take(size)
+        try:
+            buf = entry[_BUF]
+            fd = self._fd
+            n = _recv_data(fd, buf, size, _NULL, info)
+            if n < 0:
+                n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
+            data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more
+            return data
+        finally:
+            self._give(entry)
 
     # -- send -------------------------------------------------------------
     def sendto(self, data: Any, address: Address, flags: int = 0) -> int:
