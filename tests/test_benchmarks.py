@@ -74,3 +74,13 @@ def test_decompose_runs(wrapped_env: WrappedEnv) -> None:
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
     assert names == ["bare", "send", "recv", "recv_into(Buffer)",
                      "bare", "send_many", "recv_many", "recv_many_into(Buffer)"]
+
+
+def test_cmethods_runs(wrapped_env: WrappedEnv) -> None:
+    """The C-level-methods measurement builds (warnings are errors) and runs."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "cmethods.py"), "--rounds", "1", "--count", "64"],
+        env=wrapped_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+    assert names == ["socket", "cando", "cando_buffer", "c_recv", "c_recv_into"]
