@@ -66,21 +66,22 @@ def test_bench_py_runs_and_plots(bench_c: str, wrapped_env: WrappedEnv, tmp_path
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_decompose_runs(wrapped_env: WrappedEnv) -> None:
+def _table_names(script: str, env: dict[str, str]) -> list[str]:
+    """Run a table-printing benchmark with tiny counts; the first column of its rows."""
     proc = subprocess.run(
-        [sys.executable, str(BENCH / "decompose.py"), "--rounds", "1", "--count", "64"],
-        env=wrapped_env(), capture_output=True, text=True, timeout=120)
+        [sys.executable, str(BENCH / script), "--rounds", "1", "--count", "64"],
+        env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
-    assert names == ["bare", "send", "recv", "recv_into(Buffer)",
-                     "bare", "send_many", "recv_many", "recv_many_into(Buffer)"]
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
+
+
+def test_decompose_runs(wrapped_env: WrappedEnv) -> None:
+    assert _table_names("decompose.py", wrapped_env()) == [
+        "bare", "send", "recv", "recv_into(Buffer)",
+        "bare", "send_many", "recv_many", "recv_many_into(Buffer)"]
 
 
 def test_cmethods_runs(wrapped_env: WrappedEnv) -> None:
     """The C-level-methods measurement builds (warnings are errors) and runs."""
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "cmethods.py"), "--rounds", "1", "--count", "64"],
-        env=wrapped_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    names = [line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  ")]
-    assert names == ["socket", "cando", "cando_buffer", "c_recv", "c_recv_into"]
+    assert _table_names("cmethods.py", wrapped_env()) == [
+        "socket", "cando", "cando_buffer", "c_recv", "c_recv_into"]
