@@ -17,7 +17,7 @@ import socket
 import struct
 import sys
 import time
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence, TypeVar
 
 from . import _paths
 from ._paths import wrapper_path
@@ -165,25 +165,33 @@ def _utf8_or_none(data: bytes) -> str | None:
 
 # -- argument types ---------------------------------------------------------------------
 
+_N = TypeVar("_N", int, float)
+
+
+def _int_any_base(text: str) -> int:
+    return int(text, 0)  # 0x.., 0o.., 0b.. too
+
+
+def _parse(text: str, parse: Callable[[str], _N], invalid: str) -> _N:
+    """``parse(text)``; a ValueError becomes the argparse error ``invalid``."""
+    try:
+        return parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(invalid) from None
+
 
 def _cid(text: str) -> int:
     if text.lower() in _CID_NAMES:
         return _CID_NAMES[text.lower()]
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid CID {text!r}: a number or one of {', '.join(_CID_NAMES)}") from None
+    value = _parse(text, _int_any_base,
+                   f"invalid CID {text!r}: a number or one of {', '.join(_CID_NAMES)}")
     if not 0 <= value <= _U32_MAX:
         raise argparse.ArgumentTypeError(f"CID {value} is out of range [0, {_U32_MAX}]")
     return value
 
 
 def _dest_port(text: str) -> int:
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    value = _parse(text, _int_any_base, f"invalid port {text!r}")
     if not 0 <= value <= _U32_MAX:
         raise argparse.ArgumentTypeError(f"port {value} is out of range [0, {_U32_MAX}]")
     return value
@@ -192,10 +200,7 @@ def _dest_port(text: str) -> int:
 def _bind_port(text: str) -> int:
     if text.lower() == "any":
         return -1
-    try:
-        value = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    value = _parse(text, _int_any_base, f"invalid port {text!r}")
     if not -1 <= value <= _INT_MAX:
         raise argparse.ArgumentTypeError(
             f"port {value} is out of range [-1, {_INT_MAX}] (-1: the kernel chooses)")
@@ -203,30 +208,21 @@ def _bind_port(text: str) -> int:
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
+    value = _parse(text, int, f"invalid count {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds {text!r}") from None
+    value = _parse(text, float, f"invalid number of seconds {text!r}")
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return value
 
 
 def _ping_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}") from None
+    value = _parse(text, int, f"invalid size {text!r}")
     if not _PING_HEADER.size <= value <= _BUFSIZE:
         raise argparse.ArgumentTypeError(
             f"size must be in [{_PING_HEADER.size}, {_BUFSIZE}], got {value}")
