@@ -76,13 +76,33 @@ def _transport_ok() -> bool:
         return False
 
 
-def _reexec_under_wrapper() -> None:
+def need_transport(prog: str) -> bool:
+    """True when this process has AF_VSOCK datagrams. Without them it re-runs
+    itself under vsock_wrapper (no return); already preloaded, it says so and
+    returns False."""
+    if _transport_ok():
+        return True
+    if "LD_PRELOAD" in os.environ:
+        print(f"{prog}: no AF_VSOCK datagram transport, even preloaded", file=sys.stderr)
+        return False
     env = dict(os.environ)
     env["LD_PRELOAD"] = cando.wrapper_path()
     env.setdefault("VSOCK_WRAPPER_NAMESPACE", f"bench-{os.getpid()}")
-    print("bench_py: no AF_VSOCK datagram transport; re-running under vsock_wrapper",
+    print(f"{prog}: no AF_VSOCK datagram transport; re-running under vsock_wrapper",
           file=sys.stderr)
     os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def interleaved(loops: Dict[str, Loop], rounds: int, count: int) -> Dict[str, List[float]]:
+    """ns per datagram of each loop, ``count`` datagrams a round, the loops
+    taking turns within every round (after one warm-up run each)."""
+    for run in loops.values():
+        run(max(count // 10, 1))
+    ns: Dict[str, List[float]] = {k: [] for k in loops}
+    for _ in range(rounds):
+        for k, run in loops.items():
+            ns[k].append(_time(run, count))
+    return ns
 
 
 class Bench:
@@ -308,11 +328,8 @@ def main() -> int:
     ap.add_argument("--json", help="write the JSON here (default: stdout)")
     ap.add_argument("--no-alloc-check", action="store_true")
     args = ap.parse_args()
-    if not _transport_ok():
-        if "LD_PRELOAD" in os.environ:
-            print("bench_py: no AF_VSOCK datagram transport, even preloaded", file=sys.stderr)
-            return 1
-        _reexec_under_wrapper()
+    if not need_transport("bench_py"):
+        return 1
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if any(not 0 <= s <= MAX_PAYLOAD for s in sizes) or not 1 <= args.batch <= 64:
         ap.error(f"sizes in [0, {MAX_PAYLOAD}], batch in [1, 64]")

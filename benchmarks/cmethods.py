@@ -27,14 +27,13 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from typing import Any, Callable, Dict
 
 import cando
 from cando._cando import ffi
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_py import _reexec_under_wrapper, _transport_ok
+from bench_py import interleaved, need_transport
 
 PAYLOAD = b"x" * 64
 BUFSIZE = 65536
@@ -109,19 +108,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--count", type=int, default=20000)
     args = ap.parse_args()
-    if not _transport_ok():
-        if "LD_PRELOAD" in os.environ:
-            print("cmethods: no AF_VSOCK datagram transport, even preloaded", file=sys.stderr)
-            return 1
-        _reexec_under_wrapper()
+    if not need_transport("cmethods"):
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         runs = loops(build(tmp))
-    ns: Dict[str, list[float]] = {k: [] for k in runs}
-    for _ in range(args.rounds):
-        for k, run in runs.items():
-            t = time.perf_counter()
-            run(args.count)
-            ns[k].append((time.perf_counter() - t) / args.count * 1e9)
+    ns = interleaved(runs, args.rounds, args.count)
     print(f"64 B send + receive, ns per datagram (median of {args.rounds}); "
           "throughput vs socket (median of per-round ratios)")
     for k, samples in ns.items():

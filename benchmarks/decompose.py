@@ -18,7 +18,6 @@ import os
 import socket
 import statistics
 import sys
-import time
 from typing import Callable, Dict
 
 import cando
@@ -26,7 +25,7 @@ from cando import _batch
 from cando._cando import lib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_py import BareBatch, _reexec_under_wrapper, _transport_ok, bare_batch_loop
+from bench_py import BareBatch, bare_batch_loop, interleaved, need_transport
 
 PAYLOAD = b"x" * 64
 BUFSIZE = 65536
@@ -95,14 +94,7 @@ def batched(b: int) -> Dict[str, Callable[[int], None]]:
 
 
 def measure(name: str, loops: Dict[str, Callable[[int], None]], rounds: int, count: int) -> None:
-    ns: Dict[str, list[float]] = {k: [] for k in loops}
-    for run in loops.values():
-        run(count // 10)  # warm up
-    for _ in range(rounds):
-        for k, run in loops.items():
-            t = time.perf_counter()
-            run(count)
-            ns[k].append((time.perf_counter() - t) / count * 1e9)
+    ns = interleaved(loops, rounds, count)
     base = statistics.median(ns["bare"])
     print(f"{name}: ns per datagram (median of {rounds}); + over the all-bare loop")
     for k, samples in ns.items():
@@ -119,11 +111,8 @@ def main() -> int:
     args = ap.parse_args()
     if not 1 <= args.batch <= 64 or args.count < args.batch:
         ap.error("batch in [1, 64], count >= batch")
-    if not _transport_ok():
-        if "LD_PRELOAD" in os.environ:
-            print("decompose: no AF_VSOCK datagram transport, even preloaded", file=sys.stderr)
-            return 1
-        _reexec_under_wrapper()
+    if not need_transport("decompose"):
+        return 1
     measure("per datagram", per_datagram(), args.rounds, args.count)
     measure(f"batches of {args.batch}", batched(args.batch), args.rounds, args.count)
     return 0
