@@ -7,6 +7,7 @@ source tree: what they prove is what users get.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 import shutil
@@ -120,3 +121,23 @@ def consumer_flags() -> list[str]:
     """Compile and link flags for a C program using the installed cando."""
     libdir = cando.get_library_dir()
     return ["-I", cando.get_include(), "-L", libdir, "-lcando", f"-Wl,-rpath,{libdir}"]
+
+
+@contextlib.contextmanager
+def captured_log(level: int | None = None) -> Iterator[int]:
+    """libcando logs to a non-blocking pipe (at ``level``, if given); yields its
+    read end. The global log state is restored after: level NONE, fd 1, colours."""
+    lib = cando._cando.lib
+    r, w = os.pipe()
+    os.set_blocking(r, False)
+    lib.udo_log_set_write_fd(w)
+    try:
+        if level is not None:
+            lib.udo_log_set_level(level)
+        yield r
+    finally:
+        lib.udo_log_set_level(lib.UDO_LOG_NONE)
+        lib.udo_log_set_write_fd(1)
+        lib.udo_log_reset_colors()
+        os.close(r)
+        os.close(w)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import cffi
 import pytest
+from conftest import captured_log
 
 from cando._cando import ffi, lib
 
@@ -317,49 +318,42 @@ def test_client_connect_and_no_address(wrapped_worker: Any, mode: str) -> None:
 def w_flags(mode: str) -> dict[str, Any]:
     srv = _server(mode)
     cli = _client(mode, srv.port)
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    lib.udo_log_set_write_fd(w)
-    lib.udo_log_set_level(lib.UDO_LOG_ALL)
     obs: dict[str, Any] = {}
     try:
-        ret, _, _, err = _server_recv(srv, flags=socket.MSG_DONTWAIT)
-        obs["dontwait_server"] = (ret, err)
-        ret, _, _, err = _recv(srv.fd, flags=socket.MSG_DONTWAIT)
-        obs["dontwait_plain"] = (ret, err)
-        obs["error_after_eagain"] = srv.error()
-        try:
-            obs["log_after_eagain"] = os.read(r, 4096)
-        except BlockingIOError:
-            obs["log_after_eagain"] = b""
+        with captured_log(lib.UDO_LOG_ALL) as r:
+            ret, _, _, err = _server_recv(srv, flags=socket.MSG_DONTWAIT)
+            obs["dontwait_server"] = (ret, err)
+            ret, _, _, err = _recv(srv.fd, flags=socket.MSG_DONTWAIT)
+            obs["dontwait_plain"] = (ret, err)
+            obs["error_after_eagain"] = srv.error()
+            try:
+                obs["log_after_eagain"] = os.read(r, 4096)
+            except BlockingIOError:
+                obs["log_after_eagain"] = b""
 
-        _client_send(cli, b"abc")
-        obs["peek"] = _server_recv(srv, flags=socket.MSG_PEEK)[:2]
-        obs["after_peek"] = _server_recv(srv)[:2]
-        obs["empty_after_peek"] = _nothing_queued(srv.fd)
+            _client_send(cli, b"abc")
+            obs["peek"] = _server_recv(srv, flags=socket.MSG_PEEK)[:2]
+            obs["after_peek"] = _server_recv(srv)[:2]
+            obs["empty_after_peek"] = _nothing_queued(srv.fd)
 
-        _client_send(cli, bytes(range(100)))
-        obs["truncated"] = _server_recv(srv, size=10)[:2]
-        obs["rest_discarded"] = _nothing_queued(srv.fd)
-        _client_send(cli, bytes(range(100)))
-        obs["truncated_plain"] = _recv(srv.fd, size=10)[:2]
-        obs["plain_rest_discarded"] = _nothing_queued(srv.fd)
+            _client_send(cli, bytes(range(100)))
+            obs["truncated"] = _server_recv(srv, size=10)[:2]
+            obs["rest_discarded"] = _nothing_queued(srv.fd)
+            _client_send(cli, bytes(range(100)))
+            obs["truncated_plain"] = _recv(srv.fd, size=10)[:2]
+            obs["plain_rest_discarded"] = _nothing_queued(srv.fd)
 
-        _client_send(cli, b"z")
-        ret, _, _, err = _server_recv(srv, flags=socket.MSG_OOB)
-        obs["oob_recv"] = (ret, err, srv.error())
-        _server_recv(srv)
-        obs["oob_send"] = (*_client_send(cli, b"z", socket.MSG_OOB), cli.error())
-        obs["oob_nothing_sent"] = _nothing_queued(srv.fd)
-        try:
-            obs["log_after_oob"] = os.read(r, 65536).decode()
-        except BlockingIOError:
-            obs["log_after_oob"] = ""
+            _client_send(cli, b"z")
+            ret, _, _, err = _server_recv(srv, flags=socket.MSG_OOB)
+            obs["oob_recv"] = (ret, err, srv.error())
+            _server_recv(srv)
+            obs["oob_send"] = (*_client_send(cli, b"z", socket.MSG_OOB), cli.error())
+            obs["oob_nothing_sent"] = _nothing_queued(srv.fd)
+            try:
+                obs["log_after_oob"] = os.read(r, 65536).decode()
+            except BlockingIOError:
+                obs["log_after_oob"] = ""
     finally:
-        lib.udo_log_set_level(lib.UDO_LOG_NONE)
-        lib.udo_log_set_write_fd(1)
-        os.close(r)
-        os.close(w)
         srv.close()
         cli.close()
     return obs
@@ -774,53 +768,46 @@ def w_send_pressure(mode: str) -> dict[str, Any]:
     from a send are returned as such, not recorded, not logged."""
     srv = _server(mode)
     cli = _client(mode, srv.port)
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    lib.udo_log_set_write_fd(w)
-    lib.udo_log_set_level(lib.UDO_LOG_ALL)
     hits: list[int] = []
     old = signal.signal(signal.SIGALRM, lambda signum, frame: hits.append(signum))
     obs: dict[str, Any] = {}
     try:
-        # Bound a blocking send that a retried EINTR would leave hanging (Python's
-        # setsockopt takes only ints on AF_VSOCK sockets: go through libc).
-        timeout = struct.pack("ll", 1, 0)
-        libc = ctypes.CDLL(None, use_errno=True)
-        assert libc.setsockopt(cli.fd, socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout,
-                               len(timeout)) == 0, os.strerror(ctypes.get_errno())
-        sent = 0
-        while sent < 1_000_000:
-            ret, err = _client_send(cli, b"f" * 64, socket.MSG_DONTWAIT)
-            if ret < 0:
-                break
-            sent += 1
-        obs["dontwait"] = (ret, err, sent > 0)
-        # One-shot timer (a repeating one would keep a send that restarts on EINTR
-        # looping); a few tries in case the signal landed before the send blocked.
-        for _ in range(3):
-            signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with captured_log(lib.UDO_LOG_ALL) as r:
+            # Bound a blocking send that a retried EINTR would leave hanging (Python's
+            # setsockopt takes only ints on AF_VSOCK sockets: go through libc).
+            timeout = struct.pack("ll", 1, 0)
+            libc = ctypes.CDLL(None, use_errno=True)
+            assert libc.setsockopt(cli.fd, socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeout,
+                                   len(timeout)) == 0, os.strerror(ctypes.get_errno())
+            sent = 0
+            while sent < 1_000_000:
+                ret, err = _client_send(cli, b"f" * 64, socket.MSG_DONTWAIT)
+                if ret < 0:
+                    break
+                sent += 1
+            obs["dontwait"] = (ret, err, sent > 0)
+            # One-shot timer (a repeating one would keep a send that restarts on EINTR
+            # looping); a few tries in case the signal landed before the send blocked.
+            for _ in range(3):
+                signal.setitimer(signal.ITIMER_REAL, 0.1)
+                try:
+                    obs["blocking"] = _client_send(cli, b"f" * 64)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                if obs["blocking"][0] != -errno.EAGAIN:
+                    break
+            obs["signalled"] = bool(hits)
+            obs["error"] = cli.error()
             try:
-                obs["blocking"] = _client_send(cli, b"f" * 64)
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-            if obs["blocking"][0] != -errno.EAGAIN:
-                break
-        obs["signalled"] = bool(hits)
-        obs["error"] = cli.error()
-        try:
-            obs["log"] = os.read(r, 4096)
-        except BlockingIOError:
-            obs["log"] = b""
-        received = 0
-        while _recv(srv.fd, flags=socket.MSG_DONTWAIT)[0] >= 0:
-            received += 1
-        obs["received_all"] = received == sent
+                obs["log"] = os.read(r, 4096)
+            except BlockingIOError:
+                obs["log"] = b""
+            received = 0
+            while _recv(srv.fd, flags=socket.MSG_DONTWAIT)[0] >= 0:
+                received += 1
+            obs["received_all"] = received == sent
     finally:
         signal.signal(signal.SIGALRM, old)
-        lib.udo_log_set_level(lib.UDO_LOG_NONE)
-        lib.udo_log_set_write_fd(1)
-        os.close(r)
-        os.close(w)
         srv.close()
         cli.close()
     return obs

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import cffi
 import pytest
+from conftest import captured_log
 
 from cando._cando import ffi, lib
 
@@ -102,17 +103,8 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 @pytest.fixture
 def log_pipe() -> Iterator[int]:
     """A non-blocking pipe the library logs to; the global log state is restored after."""
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    lib.udo_log_set_write_fd(w)
-    try:
+    with captured_log() as r:
         yield r
-    finally:
-        lib.udo_log_set_level(lib.UDO_LOG_NONE)
-        lib.udo_log_set_write_fd(1)
-        lib.udo_log_reset_colors()
-        os.close(r)
-        os.close(w)
 
 
 def drain(fd: int) -> bytes:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import captured_log
 
 from cando._cando import ffi, lib
 
@@ -110,21 +111,11 @@ def test_server_accept_on_a_failed_server() -> None:
 
 @pytest.mark.usefixtures("no_dgram_transport")
 def test_enodev_is_logged() -> None:
-    r, w = os.pipe()
-    os.set_blocking(r, False)
-    lib.udo_log_set_write_fd(w)
-    lib.udo_log_set_level(lib.UDO_LOG_ERROR)
-    lib.udo_log_remove_colors()
-    try:
+    with captured_log(lib.UDO_LOG_ERROR) as r:
+        lib.udo_log_remove_colors()
         assert lib.udo_vsock_udp_server_create(ffi.NULL, _info("server", 2, -1)) == ffi.NULL
         assert ffi.errno == errno.ENODEV
         line = os.read(r, 4096).decode()
-    finally:
-        lib.udo_log_set_level(lib.UDO_LOG_NONE)
-        lib.udo_log_set_write_fd(1)
-        lib.udo_log_reset_colors()
-        os.close(r)
-        os.close(w)
     assert line.endswith(ENODEV_MESSAGE + "\n")
     assert "udo_vsock_udp_server_create" in line
 
