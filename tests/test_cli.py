@@ -11,7 +11,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import socket
 import struct
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from wrapper_helpers import finish, next_line
 
 import cando
 
@@ -226,33 +226,13 @@ def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
                             text=True)
 
 
-def first_line(proc: subprocess.Popen[str], timeout: float = TIMEOUT) -> str:
-    """The next line of ``proc``'s stdout; fails rather than hangs."""
-    assert proc.stdout is not None
-    ready = select.select([proc.stdout], [], [], timeout)[0]
-    assert ready, f"no output from {proc.args!r} within {timeout} s"
-    line = proc.stdout.readline()
-    assert line, f"{proc.args!r} ended: {proc.communicate(timeout=timeout)}"
-    return line.rstrip("\n")
-
-
-def finish(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT)
-    return proc.returncode, out, err
-
-
 def test_run_namespace_isolates(namespace: str, wrapper_lib: str) -> None:
     here, elsewhere = namespace, namespace + "-elsewhere"
     # Not an automatic port: the sender's own auto-bind takes 1024 in its fresh world.
     receiver = start([SCRIPT, "run", "--namespace", here, "--", sys.executable, "-c", RECEIVER,
                       "4242"], plain_env())
     try:
-        port = first_line(receiver)
+        port = next_line(receiver)
         assert port == "4242"
         other = cli("run", "--namespace", elsewhere, "--", sys.executable, "-c", SENDER,
                     port, "lost")

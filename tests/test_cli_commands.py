@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import SCRIPT, TIMEOUT, cli, finish, first_line, plain_env
+from test_cli import SCRIPT, TIMEOUT, cli, plain_env
+from wrapper_helpers import finish, next_line
 
 from cando import cli as cando_cli
 
@@ -58,7 +59,7 @@ def json_lines(text: str) -> list[dict[str, Any]]:
 def start_echo(namespace: str, *extra: str) -> tuple[subprocess.Popen[str], int]:
     proc = start(namespace, "echo", *extra)
     try:
-        line = first_line(proc)
+        line = next_line(proc)
         if "--json" in extra:
             bound = json.loads(line)
             assert (bound["event"], bound["cid"]) == ("bound", VMADDR_CID_ANY)
@@ -239,7 +240,7 @@ def test_send_stdin_lines_recv_json(namespace: str) -> None:
     # fail (EHOSTUNREACH), which a loaded machine shows.
     recv = start(namespace, "recv", "--json", "--count", "3")  # the kernel picks the port
     try:
-        bound = json.loads(first_line(recv))
+        bound = json.loads(next_line(recv))
     except BaseException:
         finish_killed(recv)
         raise

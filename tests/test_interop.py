@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from wrapper_helpers import finish, next_line
 
 from cando import VMADDR_CID_ANY, VMADDR_CID_HOST, Client, Server
 
@@ -150,30 +151,6 @@ CLIENTS = {
 def start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-
-
-def next_line(proc: subprocess.Popen[str], stream: str = "stdout",
-              timeout: float = TIMEOUT) -> str:
-    """The next line ``proc`` writes to ``stream``; fails rather than hangs."""
-    pipe = getattr(proc, stream)
-    ready = select.select([pipe], [], [], timeout)[0]
-    assert ready, f"no output from {proc.args!r} within {timeout} s"
-    line = pipe.readline()
-    assert line, f"{proc.args!r} ended early: {finish(proc)}"
-    return str(line).rstrip("\n")
-
-
-def finish(proc: subprocess.Popen[str], kill: bool = False) -> tuple[int, str, str]:
-    """Wait for (or, with ``kill``, end) a process this test started; its status and output."""
-    if kill and proc.poll() is None:
-        proc.terminate()
-    try:
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=TIMEOUT)
-    return proc.returncode, out, err
 
 
 PAIRS = [

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import cffi
 import pytest
 from conftest import captured_log
+from wrapper_helpers import sockname
 
 from cando._cando import ffi, lib
 
@@ -130,15 +131,6 @@ def _client(mode: str, port: int, vcid: int = LOCAL_CID) -> Vsock:
     return cli
 
 
-def _sockname(fd: int) -> tuple[int, int]:
-    sock = socket.socket(fileno=os.dup(fd))
-    try:
-        cid, port = sock.getsockname()
-        return int(cid), int(port)
-    finally:
-        sock.close()
-
-
 def _wait_readable(fd: int, timeout: float = 10.0) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
@@ -214,11 +206,11 @@ def w_roundtrip(mode: str) -> dict[str, Any]:
         obs["cloexec"] = {
             name: bool(fcntl.fcntl(v.fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC)
             for name, v in (("server", srv), ("client", cli))}
-        obs["server_sockname"] = _sockname(srv.fd)
+        obs["server_sockname"] = sockname(srv.fd)
         obs["layout"] = (_layout(srv.ptr), _layout(cli.ptr), srv.fd, cli.fd)
-        obs["client_sockname_before_send"] = _sockname(cli.fd)
+        obs["client_sockname_before_send"] = sockname(cli.fd)
         obs["send"] = _client_send(cli, b"ping")
-        obs["client_sockname"] = _sockname(cli.fd)
+        obs["client_sockname"] = sockname(cli.fd)
         ret, data, addr, _ = _server_recv(srv)
         obs["recv"] = (ret, data, addr)
         obs["server_extra"] = not _nothing_queued(srv.fd)
@@ -473,12 +465,12 @@ def w_accept(mode: str) -> dict[str, Any]:
         assert _wait_readable(srv.fd)
         assert lib.udo_vsock_udp_server_recv_data(srv.ptr, buf, 16, addr, ffi.NULL) == 5
         fd_before, fds_before = srv.fd, sorted(os.listdir("/proc/self/fd"))
-        name_before = _sockname(srv.fd)
+        name_before = sockname(srv.fd)
         ffi.errno = 0
         obs["accept"] = (int(lib.udo_vsock_udp_server_accept(srv.ptr, addr)), ffi.errno,
                          srv.error())
         obs["fds_same"] = sorted(os.listdir("/proc/self/fd")) == fds_before
-        obs["server_same"] = (srv.fd == fd_before, _sockname(srv.fd) == name_before)
+        obs["server_same"] = (srv.fd == fd_before, sockname(srv.fd) == name_before)
         ffi.errno = 0
         obs["accept_null"] = (int(lib.udo_vsock_udp_server_accept(srv.ptr, ffi.NULL)),
                               ffi.errno, srv.error())
@@ -515,7 +507,7 @@ def w_bind(mode: str, vcid: int) -> dict[str, Any]:
     obs: dict[str, Any] = {"port": port}
     try:
         obs["getters"] = (srv.vcid, srv.port)
-        obs["sockname"] = _sockname(srv.fd)
+        obs["sockname"] = sockname(srv.fd)
         obs["send"] = _client_send(cli, b"bound")
         obs["recv"] = _server_recv(srv)[:2]
         fds = _fd_count()
@@ -577,7 +569,7 @@ def w_port_any(mode: str) -> dict[str, Any]:
     servers = [_server(mode) for _ in range(3)]
     try:
         return {"ports": [s.port for s in servers],
-                "socknames": [_sockname(s.fd) for s in servers]}
+                "socknames": [sockname(s.fd) for s in servers]}
     finally:
         for s in servers:
             s.close()
@@ -608,7 +600,7 @@ def w_interop(mode: str) -> dict[str, Any]:
         obs["cando_to_raw"] = _client_send(cli, b"to raw")
         assert _wait_readable(raw_srv.fileno())
         data, (cid, port) = raw_srv.recvfrom(256)
-        obs["raw_got"] = (data, cid, port, _sockname(cli.fd)[1])
+        obs["raw_got"] = (data, cid, port, sockname(cli.fd)[1])
         raw_srv.setblocking(False)
         try:
             raw_srv.recvfrom(256)

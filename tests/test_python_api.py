@@ -25,6 +25,7 @@ from functools import partial
 from typing import Any, Callable
 
 import pytest
+from wrapper_helpers import sockname
 
 import cando
 import cando.vsock_udp
@@ -42,16 +43,6 @@ def _wait_readable(fd: int) -> None:
     """Fail, rather than hang, if no datagram arrives on ``fd``."""
     if not select.select([fd], [], [], WAIT)[0]:
         raise TimeoutError(f"no datagram on fd {fd} within {WAIT} s")
-
-
-def _sockname(fd: int) -> tuple[int, int]:
-    """``getsockname`` of ``fd`` as Python's socket module reports it."""
-    sock = socket.socket(fileno=os.dup(fd))
-    try:
-        cid, port = sock.getsockname()
-        return int(cid), int(port)
-    finally:
-        sock.close()
 
 
 def _open_fds() -> set[int]:
@@ -124,9 +115,9 @@ def w_port_any() -> dict[str, Any]:
         finally:
             probe.close()
         return {
-            "any_port": any_srv.port, "any_name": _sockname(any_srv.fileno()),
+            "any_port": any_srv.port, "any_name": sockname(any_srv.fileno()),
             "any_cid": any_srv.cid,
-            "host_port": host_srv.port, "host_name": _sockname(host_srv.fileno()),
+            "host_port": host_srv.port, "host_name": sockname(host_srv.fileno()),
             "host_cid": host_srv.cid,
             "family_type": family_type,
         }
@@ -136,7 +127,7 @@ def w_explicit_port() -> dict[str, Any]:
     with Server(VMADDR_CID_ANY, -1) as probe:
         port = probe.port + 100  # free: ports are handed out upwards from 1024
     with Server(VMADDR_CID_ANY, port) as srv:
-        out = {"wanted": port, "port": srv.port, "name": _sockname(srv.fileno())}
+        out = {"wanted": port, "port": srv.port, "name": sockname(srv.fileno())}
         out["again"] = _error(lambda: Server(VMADDR_CID_ANY, port))
         out["again_host_cid"] = _error(lambda: Server(VMADDR_CID_HOST, port))
     return out
@@ -148,7 +139,7 @@ def w_exchange() -> dict[str, Any]:
     with Server(VMADDR_CID_ANY, -1) as srv, Client(VMADDR_CID_HOST, srv.port) as cli:
         out["srv_port"] = srv.port
         out["sent"] = cli.send(b"ping")
-        out["cli_name"] = _sockname(cli.fileno())  # auto-bound by the first send
+        out["cli_name"] = sockname(cli.fileno())  # auto-bound by the first send
         _wait_readable(srv.fileno())
         out["srv_got"] = srv.recvfrom(100)
         data, sender = out["srv_got"]
@@ -163,7 +154,7 @@ def w_buffers() -> dict[str, Any]:
     out: dict[str, Any] = {}
     with Server(VMADDR_CID_ANY, -1) as srv, Client(VMADDR_CID_HOST, srv.port) as cli:
         cli.send(b"first")
-        cli_port = _sockname(cli.fileno())[1]
+        cli_port = sockname(cli.fileno())[1]
         out["cli_port"] = cli_port
         out["srv_port"] = srv.port
 
@@ -305,7 +296,7 @@ def w_eintr() -> dict[str, Any]:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, saved)
-        out["cli_port"] = _sockname(cli.fileno())[1]
+        out["cli_port"] = sockname(cli.fileno())[1]
     return out
 
 
@@ -343,14 +334,14 @@ def w_accept() -> dict[str, Any]:
     out: dict[str, Any] = {}
     with Server(VMADDR_CID_ANY, -1) as srv, Client(VMADDR_CID_HOST, srv.port) as cli:
         cli.send(b"before")
-        peer = _sockname(cli.fileno())
+        peer = sockname(cli.fileno())
         _wait_readable(srv.fileno())
         srv.recv(100)
         before = _open_fds()
         out["accept"] = _error(lambda: srv.accept((VMADDR_CID_HOST, peer[1])))
         out["leaked"] = sorted(_open_fds() - before)
         # The server socket is undisturbed: same fd, same port, still receiving.
-        out["port_same"] = srv.port == _sockname(srv.fileno())[1]
+        out["port_same"] = srv.port == sockname(srv.fileno())[1]
         cli.send(b"after")
         _wait_readable(srv.fileno())
         out["after"] = srv.recvfrom(100)

@@ -1,5 +1,6 @@
-"""Helpers for the vsock_wrapper tests: find (or build) the preload library,
-make environments for processes under it, run Python code there.
+"""Helpers the tests share: find (or build) the vsock_wrapper preload library,
+make environments for processes under it, run Python code there, follow
+processes a test started.
 
 The library is found, in order: ``$CANDO_WRAPPER``; the installed package
 (``cando.wrapper_path()``); else it is built with meson into
@@ -9,7 +10,9 @@ The library is found, in order: ``$CANDO_WRAPPER``; the installed package
 from __future__ import annotations
 
 import os
+import select
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -70,3 +73,40 @@ def compiler() -> str:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     assert cc, "no C compiler on PATH"
     return cc
+
+
+PROC_TIMEOUT = 60  # seconds a process a test started may take to answer or end
+
+
+def finish(proc: subprocess.Popen[str], kill: bool = False) -> tuple[int, str, str]:
+    """Wait for (or, with ``kill``, end) a process this test started; its status and output."""
+    if kill and proc.poll() is None:
+        proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=PROC_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=PROC_TIMEOUT)
+    return proc.returncode, out, err
+
+
+def next_line(proc: subprocess.Popen[str], stream: str = "stdout",
+              timeout: float = PROC_TIMEOUT) -> str:
+    """The next line ``proc`` writes to ``stream``; fails rather than hangs."""
+    pipe = getattr(proc, stream)
+    ready = select.select([pipe], [], [], timeout)[0]
+    assert ready, f"no output from {proc.args!r} within {timeout} s"
+    line = pipe.readline()
+    assert line, f"{proc.args!r} ended early: {finish(proc)}"
+    return str(line).rstrip("\n")
+
+
+def sockname(fd: int) -> tuple[int, int]:
+    """``getsockname`` of ``fd`` as Python's socket module reports it."""
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        cid, port = sock.getsockname()
+        return int(cid), int(port)
+    finally:
+        sock.close()
