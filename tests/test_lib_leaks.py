@@ -69,20 +69,14 @@ def test_failing_creates_leak_nothing() -> None:
     results: set[Any] = set()
 
     def cycle() -> None:
-        for name in ("server_ok", "server_any"):
-            v = server_create(ffi.NULL, infos[name])
-            results.add((name, "lib", v == ffi.NULL, ffi.errno))
-            destroy(v)
-            v = server_create(mem, infos[name])
-            results.add((name, "caller", v == ffi.NULL, ffi.errno))
-            destroy(mem)
-        for name in ("client_ok", "client_any"):
-            v = client_create(ffi.NULL, infos[name])
-            results.add((name, "lib", v == ffi.NULL, ffi.errno))
-            destroy(v)
-            v = client_create(mem, infos[name])
-            results.add((name, "caller", v == ffi.NULL, ffi.errno))
-            destroy(mem)
+        for create, kind in ((server_create, "server"), (client_create, "client")):
+            for name in (f"{kind}_ok", f"{kind}_any"):
+                v = create(ffi.NULL, infos[name])
+                results.add((name, "lib", v == ffi.NULL, ffi.errno))
+                destroy(v)
+                v = create(mem, infos[name])
+                results.add((name, "caller", v == ffi.NULL, ffi.errno))
+                destroy(mem)
         for create, name in ((server_create, "server_bad_port"), (client_create,
                                                                    "client_bad_port")):
             results.add((name, "lib", create(ffi.NULL, infos[name]) == ffi.NULL, ffi.errno))
