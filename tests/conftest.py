@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import cffi
 import pytest
 from wrapper_helpers import compiler, unique_namespace
 from wrapper_helpers import wrapped_env as env_for
@@ -141,3 +142,34 @@ def captured_log(level: int | None = None) -> Iterator[int]:
         lib.udo_log_reset_colors()
         os.close(r)
         os.close(w)
+
+
+# The private layout of struct udo_vsock_udp, as contract.md documents it.
+PRIVATE_LAYOUT = cffi.FFI()
+PRIVATE_LAYOUT.cdef(
+    """
+    struct mirror_sockaddr_vm {
+        unsigned short svm_family;
+        unsigned short svm_reserved1;
+        unsigned int svm_port;
+        unsigned int svm_cid;
+        unsigned char svm_flags;
+        unsigned char svm_zero[3];
+    };
+    struct mirror_error { unsigned int code; char buffer[512]; };
+    struct mirror_vsock {
+        struct mirror_error err;
+        _Bool free;
+        int fd;
+        unsigned int vcid;
+        int port;
+        struct mirror_sockaddr_vm addr;
+    };
+    """
+)
+
+
+def priv(buf: Any) -> Any:
+    """View caller memory through the documented private layout."""
+    return PRIVATE_LAYOUT.cast("struct mirror_vsock *",
+                               int(cando._cando.ffi.cast("uintptr_t", buf)))

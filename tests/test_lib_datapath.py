@@ -22,9 +22,8 @@ import sys
 import textwrap
 from typing import Any, Callable
 
-import cffi
 import pytest
-from conftest import captured_log
+from conftest import captured_log, priv
 from wrapper_helpers import sockname
 
 from cando._cando import ffi, lib
@@ -37,32 +36,9 @@ LOCAL_CID = 2
 
 # --- helpers used inside the worker -----------------------------------------------------
 
-# The private layout of struct udo_vsock_udp, as contract.md documents it.
-_PRIV = cffi.FFI()
-_PRIV.cdef(
-    """
-    struct mirror_vsock {
-        struct { unsigned int code; char buffer[512]; } err;
-        _Bool free;
-        int fd;
-        unsigned int vcid;
-        int port;
-        struct {
-            unsigned short svm_family;
-            unsigned short svm_reserved1;
-            unsigned int svm_port;
-            unsigned int svm_cid;
-            unsigned char svm_flags;
-            unsigned char svm_zero[3];
-        } addr;
-    };
-    """
-)
-
-
 def _layout(ptr: Any) -> tuple[bool, int, int, int, tuple[int, int, int]]:
     """(free, fd, vcid, port, (addr family, cid, port)) read through the private layout."""
-    view = _PRIV.cast("struct mirror_vsock *", int(ffi.cast("uintptr_t", ptr)))
+    view = priv(ptr)
     return (bool(view.free), int(view.fd), int(view.vcid), int(view.port),
             (int(view.addr.svm_family), int(view.addr.svm_cid), int(view.addr.svm_port)))
 

@@ -22,45 +22,15 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any, Callable
 
-import cffi
 import pytest
-from conftest import captured_log
+from conftest import PRIVATE_LAYOUT as LAYOUT
+from conftest import captured_log, priv
 
 from cando._cando import ffi, lib
 
 MODES = ("library", "caller")
 CREATES = ("server", "client")
 UINT32_MAX = 0xFFFFFFFF
-
-# The private layout of struct udo_vsock_udp, as contract.md documents it.
-_PRIV = cffi.FFI()
-_PRIV.cdef(
-    """
-    struct mirror_sockaddr_vm {
-        unsigned short svm_family;
-        unsigned short svm_reserved1;
-        unsigned int svm_port;
-        unsigned int svm_cid;
-        unsigned char svm_flags;
-        unsigned char svm_zero[3];
-    };
-    struct mirror_error { unsigned int code; char buffer[512]; };
-    struct mirror_vsock {
-        struct mirror_error err;
-        _Bool free;
-        int fd;
-        unsigned int vcid;
-        int port;
-        struct mirror_sockaddr_vm addr;
-    };
-    """
-)
-
-
-def priv(buf: Any) -> Any:
-    """View caller memory through the documented private layout."""
-    return _PRIV.cast("struct mirror_vsock *", int(ffi.cast("uintptr_t", buf)))
-
 
 def new_buffer(fill: int = 0xA5) -> Any:
     """Caller memory for one instance, pre-filled with garbage the library must overwrite."""
@@ -123,10 +93,10 @@ def drain(fd: int) -> bytes:
 
 
 def test_get_sizeof_is_the_private_struct() -> None:
-    assert ffi.sizeof("struct sockaddr_vm") == _PRIV.sizeof("struct mirror_sockaddr_vm") == 16
-    assert ffi.sizeof("struct udo_log_error_struct") == _PRIV.sizeof("struct mirror_error")
+    assert ffi.sizeof("struct sockaddr_vm") == LAYOUT.sizeof("struct mirror_sockaddr_vm") == 16
+    assert ffi.sizeof("struct udo_log_error_struct") == LAYOUT.sizeof("struct mirror_error")
     size = lib.udo_vsock_udp_get_sizeof()
-    assert size == _PRIV.sizeof("struct mirror_vsock")
+    assert size == LAYOUT.sizeof("struct mirror_vsock")
     assert size >= 512 + 4 + 1 + 4 + 4 + 4 + 16
 
 
@@ -140,7 +110,7 @@ def test_documented_member_order() -> None:
     assert lib.udo_vsock_udp_get_port(inst) == 5151
     lib.udo_log_set_error_struct(inst, 1234, b"%s", ffi.new("char[]", b"first member"))
     assert view.err.code == 1234
-    assert _PRIV.string(view.err.buffer) == b"first member"
+    assert LAYOUT.string(view.err.buffer) == b"first member"
     assert lib.udo_log_get_error_code(inst) == 1234
     assert message(inst) == "first member"
     view.fd = -1  # inert again; nothing to destroy
@@ -305,7 +275,7 @@ def test_destroy_caller_memory_closes_zeroes_and_is_idempotent(
     assert view.fd == -1
     assert (view.vcid, view.port, view.err.code, view.free) == (0, 0, 0, False)
     size = lib.udo_vsock_udp_get_sizeof()
-    fd_offset = _PRIV.offsetof("struct mirror_vsock", "fd")
+    fd_offset = LAYOUT.offsetof("struct mirror_vsock", "fd")
     blob = bytes(ffi.buffer(raw, size))
     assert blob[:fd_offset] == bytes(fd_offset)
     assert blob[fd_offset + 4:] == bytes(size - fd_offset - 4)
