@@ -394,26 +394,24 @@ class VsockDatagramTransport(asyncio.DatagramTransport):
     def _maybe_pause_protocol(self) -> None:
         if self._buffer_size > self._high_water and not self._protocol_paused:
             self._protocol_paused = True
-            try:
-                self._protocol.pause_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "protocol.pause_writing() failed",
-                    "exception": exc, "transport": self, "protocol": self._protocol})
+            self._tell_protocol("pause_writing")
 
     def _maybe_resume_protocol(self) -> None:
         if self._protocol_paused and self._buffer_size <= self._low_water:
             self._protocol_paused = False
-            try:
-                self._protocol.resume_writing()
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._loop.call_exception_handler({
-                    "message": "protocol.resume_writing() failed",
-                    "exception": exc, "transport": self, "protocol": self._protocol})
+            self._tell_protocol("resume_writing")
+
+    def _tell_protocol(self, method: str) -> None:
+        """Call the protocol's flow-control ``method``; what it raises goes to the
+        loop's exception handler, as asyncio's own transports do."""
+        try:
+            getattr(self._protocol, method)()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler({
+                "message": f"protocol.{method}() failed",
+                "exception": exc, "transport": self, "protocol": self._protocol})
 
     def set_write_buffer_limits(self, high: int | None = None,
                                 low: int | None = None) -> None:
