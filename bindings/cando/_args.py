@@ -3,7 +3,9 @@ bad argument is a TypeError or ValueError and never reaches C."""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Any, Dict, Tuple
+
+from ._cando import ffi
 
 U32_MAX = 0xFFFFFFFF
 INT_MAX = 0x7FFFFFFF
@@ -23,3 +25,25 @@ def check_address(address: object) -> Tuple[int, int]:
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"address must be a (cid, port) tuple, not {type(address).__name__}")
     return check_int("cid", address[0], 0, U32_MAX), check_int("port", address[1], 0, U32_MAX)
+
+
+# MSG_* flags as the C API takes them: a pointer to an int. One immutable cdata
+# per flags value, shared by every socket and thread (never written after
+# creation); flags 0 is NULL, which the library reads as 0.
+_FLAGS: Dict[int, Any] = {}
+_FLAGS_CACHE_MAX = 256
+
+
+def flags_ptr(flags: object) -> Any:
+    """The ``vsock_info`` argument for ``flags``: ``NULL`` for 0, else a cached ``int *``."""
+    if isinstance(flags, int) and type(flags) is not bool:  # socket.MsgFlag too
+        ptr = _FLAGS.get(flags)
+        if ptr is not None:
+            return ptr
+    value = check_int("flags", flags, -INT_MAX - 1, INT_MAX)
+    if value == 0:
+        return ffi.NULL
+    ptr = ffi.new("int *", value)
+    if len(_FLAGS) < _FLAGS_CACHE_MAX:
+        _FLAGS[int(value)] = ptr
+    return ptr

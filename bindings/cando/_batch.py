@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Literal, Sequence, Tuple
 from ._args import INT_MAX as _INT_MAX
 from ._args import check_address
 from ._args import check_int as _check_int
+from ._args import flags_ptr as _flags_ptr
 from ._cando import ffi, lib
 from .buffer import release_view, writable_view
 from .errors import error_from_errno
@@ -44,7 +45,6 @@ _MAX_BUFSIZE = 1 << 30
 # Datagrams that small are copied into one block (one b"".join) rather than
 # pinned one by one (ffi.from_buffer each): cheaper below this average size.
 _JOIN_BELOW = 2048
-_SIZES: Any = ffi.typeof("size_t[]")
 _CHARS: Any = ffi.typeof("char[]")
 _alloc_uninit: Any = ffi.new_allocator(should_clear_after_alloc=False)
 
@@ -97,9 +97,7 @@ _INTO_POOL: Dict[Tuple[int, int, int], List[_Arrays]] = {}
 _POOL_SHAPES = 8
 _POOL_KEEP_BYTES = 1 << 22
 
-# One immutable int * per flags value, one sockaddr_vm per destination: read
-# by C, never written once shared.
-_FLAGS: Dict[int, Any] = {}
+# One sockaddr_vm per destination: read by C, never written once shared.
 _DESTS: Dict[Address, Any] = {}
 _LAST_DEST: Tuple[object, Any] = (object(), None)  # replaced whole, never mutated
 
@@ -116,16 +114,6 @@ def _call(fn: Any, *args: Any) -> int:
             return ret
         if ret != -_errno.EINTR:
             _fail(ret)
-
-
-def _flags(flags: int) -> Any:
-    ptr = _FLAGS.get(flags) if type(flags) is int else None
-    if ptr is None:
-        value = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
-        ptr = ffi.new("int *", value)
-        if len(_FLAGS) < 64:
-            _FLAGS[value] = ptr
-    return ptr
 
 
 def _dest(address: Address | None) -> Any:
@@ -182,7 +170,7 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     if count == 0:
         return 0
     dest = _dest(address)
-    info = _flags(flags)
+    info = _flags_ptr(flags)
     views: List[Any] = []  # from_buffer views this call made: released if it raises
     try:
         try:
@@ -260,7 +248,7 @@ def recv_many(fd: int, count: int, bufsize: int,
         _check_int("count", count, 1, _MAX_COUNT)
     if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
         _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
-    info = _flags(flags)
+    info = _flags_ptr(flags)
     key = (count, bufsize)
     try:
         arr = _RECV_POOL[key].pop()
@@ -323,7 +311,7 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
         if count < 1:
             raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
         count = min(count, _MAX_COUNT)
-        info = _flags(flags)
+        info = _flags_ptr(flags)
         key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
         try:
             arr = _INTO_POOL.get(key, []).pop()  # entries into this very buffer, these slots

@@ -41,13 +41,14 @@ import select
 import socket as _socket
 import time
 import warnings
-from typing import Any, Callable, Dict, Final, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Final, List, Sequence, Tuple, TypeVar
 
 from . import _batch
 from ._args import INT_MAX as _INT_MAX
 from ._args import U32_MAX as _U32_MAX
 from ._args import check_address as _check_address
 from ._args import check_int as _check_int
+from ._args import flags_ptr as _flags_ptr
 from ._cando import ffi, lib
 from .buffer import Buffer, release_view, writable_view
 from .errors import closed_error, error_from_errno, timeout_error
@@ -122,7 +123,6 @@ _ZERO = 0
 # attribute, and ffi.from_buffer with positional arguments skips keyword parsing
 # (105 ns instead of 210 ns for a writable view, measured here).
 _from_buffer: Callable[..., Any] = ffi.from_buffer
-_unpack: Callable[[Any, int], bytes] = ffi.unpack
 _CHARS: Any = ffi.typeof("char[]")
 _recv_data: Callable[..., int] = lib.udo_vsock_udp_recv_data
 _send_data: Callable[..., int] = lib.udo_vsock_udp_send_data
@@ -133,28 +133,6 @@ _client_send: Callable[..., int] = lib.cando_client_send  # client_send_data(..,
 
 
 # -- argument checks (pure Python: they run before any C call) ------------------------
-
-
-# MSG_* flags as the C API takes them: a pointer to an int. One immutable cdata
-# per flags value, shared by every socket and thread (never written after
-# creation); flags 0 is NULL, which the library reads as 0.
-_FLAGS: Dict[int, Any] = {}
-_FLAGS_CACHE_MAX = 256
-
-
-def _flags_ptr(flags: object) -> Any:
-    """The ``vsock_info`` argument for ``flags``: ``NULL`` for 0, else a cached ``int *``."""
-    if isinstance(flags, int) and type(flags) is not bool:  # socket.MsgFlag too
-        ptr = _FLAGS.get(flags)
-        if ptr is not None:
-            return ptr
-    value = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
-    if value == 0:
-        return _NULL
-    ptr = ffi.new("int *", value)
-    if len(_FLAGS) < _FLAGS_CACHE_MAX:
-        _FLAGS[int(value)] = ptr
-    return ptr
 
 
 def _rbuffer(obj: object) -> Any:
