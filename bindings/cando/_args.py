@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
-from ._cando import ffi
+from ._cando import ffi, lib
 
 U32_MAX = 0xFFFFFFFF
 INT_MAX = 0x7FFFFFFF
@@ -47,3 +47,11 @@ def flags_ptr(flags: object) -> Any:
     if len(_FLAGS) < _FLAGS_CACHE_MAX:
         _FLAGS[int(value)] = ptr
     return ptr
+
+
+def sockaddr(address: Tuple[int, int]) -> Any:
+    """A new ``struct sockaddr_vm`` for a checked ``(cid, port)``."""
+    addr = ffi.new("struct sockaddr_vm *")
+    addr.svm_family = lib.AF_VSOCK
+    addr.svm_cid, addr.svm_port = address
+    return addr

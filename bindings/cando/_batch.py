@@ -24,7 +24,7 @@ from array import array as _array
 from typing import Any, Dict, Iterable, List, Literal, Sequence, Tuple
 
 from ._args import INT_MAX as _INT_MAX
-from ._args import check_address
+from ._args import check_address, sockaddr
 from ._args import check_int as _check_int
 from ._args import flags_ptr as _flags_ptr
 from ._cando import ffi, lib
@@ -128,9 +128,7 @@ def _dest(address: Address | None) -> Any:
     checked = check_address(address)  # first: (2.0, 1) == (2, 1) must not hit the cache
     dest = _DESTS.get(checked)
     if dest is None:
-        dest = ffi.new("struct sockaddr_vm *")
-        dest.svm_family = lib.AF_VSOCK
-        dest.svm_cid, dest.svm_port = checked
+        dest = sockaddr(checked)
         if len(_DESTS) >= 64:
             _DESTS.clear()
         _DESTS[checked] = dest

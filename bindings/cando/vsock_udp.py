@@ -49,6 +49,7 @@ from ._args import U32_MAX as _U32_MAX
 from ._args import check_address as _check_address
 from ._args import check_int as _check_int
 from ._args import flags_ptr as _flags_ptr
+from ._args import sockaddr as _sockaddr
 from ._cando import ffi, lib
 from .buffer import Buffer, release_view, writable_view
 from .errors import closed_error, error_from_errno, timeout_error
@@ -179,13 +180,6 @@ def _check_timeout(value: object) -> float | None:
     if timeout > _MAX_TIMEOUT:  # inf included, as socket.settimeout refuses it
         raise OverflowError("timestamp out of range for platform time_t")
     return timeout
-
-
-def _sockaddr(address: Address) -> Any:
-    addr = ffi.new("struct sockaddr_vm *")
-    addr.svm_family = _AF_VSOCK
-    addr.svm_cid, addr.svm_port = address
-    return addr
 
 
 def _error(err: int, instance: Any = None) -> OSError:
