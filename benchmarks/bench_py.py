@@ -193,14 +193,16 @@ class Bench:
         return run
 
     def _cffi_bare(self, payload: bytes, bufsize: int) -> Loop:
-        send, recv = lib.cando_client_send, lib.cando_recv
+        send, recv = lib.udo_vsock_udp_client_send_data, lib.udo_vsock_udp_recv_data
         inst, fd, buf, size = self.cli._instance, self.srv.fileno(), self.cbuf._cdata, len(payload)
-        assert send(inst, payload, size) == size and recv(fd, buf, bufsize) == size
+        NULL = ffi.NULL
+        assert send(inst, payload, size, NULL) == size
+        assert recv(fd, buf, bufsize, NULL, NULL) == size
 
         def run(n: int) -> None:
             for _ in range(n):
-                send(inst, payload, size)
-                recv(fd, buf, bufsize)
+                send(inst, payload, size, NULL)
+                recv(fd, buf, bufsize, NULL, NULL)
         return run
 
     def _batch_bare(self, payload: bytes, bufsize: int) -> Loop:

@@ -22,12 +22,13 @@ from typing import Callable, Dict
 
 import cando
 from cando import _batch
-from cando._cando import lib
+from cando._cando import ffi, lib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_py import BareBatch, bare_batch_loop, interleaved, need_transport
 
 PAYLOAD = b"x" * 64
+NULL = ffi.NULL
 BUFSIZE = 65536
 
 
@@ -36,27 +37,27 @@ def per_datagram() -> Dict[str, Callable[[int], None]]:
     cli = cando.Client(cando.local_cid(), srv.port)
     buf = cando.Buffer(BUFSIZE)
     inst, fd, cbuf, size = cli._instance, srv.fileno(), buf._cdata, len(PAYLOAD)
-    bare_send, bare_recv = lib.cando_client_send, lib.cando_recv
+    bare_send, bare_recv = lib.udo_vsock_udp_client_send_data, lib.udo_vsock_udp_recv_data
     send, recv, recv_into = cli.send, srv.recv, srv.recv_into
 
     def bare(n: int) -> None:
         for _ in range(n):
-            bare_send(inst, PAYLOAD, size)
-            bare_recv(fd, cbuf, BUFSIZE)
+            bare_send(inst, PAYLOAD, size, NULL)
+            bare_recv(fd, cbuf, BUFSIZE, NULL, NULL)
 
     def py_send(n: int) -> None:
         for _ in range(n):
             send(PAYLOAD)
-            bare_recv(fd, cbuf, BUFSIZE)
+            bare_recv(fd, cbuf, BUFSIZE, NULL, NULL)
 
     def py_recv(n: int) -> None:
         for _ in range(n):
-            bare_send(inst, PAYLOAD, size)
+            bare_send(inst, PAYLOAD, size, NULL)
             recv(BUFSIZE)
 
     def py_recv_into_buffer(n: int) -> None:
         for _ in range(n):
-            bare_send(inst, PAYLOAD, size)
+            bare_send(inst, PAYLOAD, size, NULL)
             recv_into(buf)
 
     return {"bare": bare, "send": py_send, "recv": py_recv,

@@ -694,9 +694,9 @@ def test_errno_classes_in_one_place() -> None:
 
 
 def _sender_read_before_reuse() -> dict[str, Any]:
-    """recvfrom/recvfrom_into report their own sender even when, the moment the
-    sockaddr goes back to the pool, another receive (as another thread would)
-    takes it and overwrites it."""
+    """recvfrom's Python path (flags given) reports its own sender even when, the
+    moment the sockaddr goes back to the pool, another receive (as another thread
+    would) takes it and overwrites it. (The C path keeps the sockaddr on its stack.)"""
     out: dict[str, Any] = {}
     with Server(port=-1) as srv, Client(VMADDR_CID_HOST, srv.port) as a, \
             Client(VMADDR_CID_HOST, srv.port) as b:
@@ -711,10 +711,10 @@ def _sender_read_before_reuse() -> dict[str, Any]:
                 super().append(item)
                 if armed[0]:
                     armed[0] = False  # once: the inner receive appends too
-                    inner.append(srv.recvfrom(16))  # reuses the scratch just returned
+                    inner.append(srv.recvfrom(16, flags=0))  # reuses the scratch just returned
 
         srv._scratch = Reentrant(srv._scratch)
-        data, sender = srv.recvfrom(16)
+        data, sender = srv.recvfrom(16, flags=0)
         out["outer"] = (data, sender)
         out["inner"] = inner[0]
         out["ports"] = {"A": a.getsockname()[1], "B": b.getsockname()[1]}
@@ -778,7 +778,8 @@ def test_send_many_sends_what_it_iterates_and_checks_every_address(
 
 
 def _scratch_after_failures() -> dict[str, int]:
-    """How many receive scratch entries 50 failing calls of each method make."""
+    """How many receive scratch entries 50 failing calls of each Python path make
+    (the C methods' scratch: tests/test_hot.py)."""
     import cando.vsock_udp as vu
 
     made = [0]
@@ -797,8 +798,8 @@ def _scratch_after_failures() -> dict[str, int]:
                 "recvfrom_dontwait": lambda: srv.recvfrom(64, socket.MSG_DONTWAIT),
                 "recvfrom_into": lambda: srv.recvfrom_into(bytearray(64), 0,
                                                            socket.MSG_DONTWAIT),
-                "recv_nonblocking": lambda: srv.recv(64),
-                "recvfrom_nonblocking": lambda: srv.recvfrom(64),
+                "recv_nonblocking": lambda: srv.recv(64, flags=0),
+                "recvfrom_nonblocking": lambda: srv.recvfrom(64, flags=0),
             }
             srv.setblocking(False)
             for name, call in calls.items():

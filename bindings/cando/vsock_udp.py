@@ -51,6 +51,8 @@ from ._args import check_int as _check_int
 from ._args import flags_ptr as _flags_ptr
 from ._args import sockaddr as _sockaddr
 from ._cando import ffi, lib
+from ._hot import Core as _Core
+from ._hot import _set_buffer_type
 from .buffer import Buffer, release_view, writable_view
 from .errors import closed_error, error_from_errno, timeout_error
 
@@ -129,8 +131,6 @@ _recv_data: Callable[..., int] = lib.udo_vsock_udp_recv_data
 _send_data: Callable[..., int] = lib.udo_vsock_udp_send_data
 _client_send_data: Callable[..., int] = lib.udo_vsock_udp_client_send_data
 _server_recv_data: Callable[..., int] = lib.udo_vsock_udp_server_recv_data
-_recv: Callable[..., int] = lib.cando_recv  # recv_data(fd, data, size, NULL, NULL)
-_client_send: Callable[..., int] = lib.cando_client_send  # client_send_data(.., NULL)
 
 
 # -- argument checks (pure Python: they run before any C call) ------------------------
@@ -216,7 +216,12 @@ def _name(fd: int, peer: bool) -> Address:
     return int(addr.svm_cid), int(addr.svm_port)
 
 
-class VsockSocket:
+_set_buffer_type(Buffer)  # _hot receives into a Buffer through its view
+_CLIENT = 1  # the instance kinds _Core._attach takes: client_send_data for send(),
+_SERVER = 2  # server_recv_data for recvfrom()
+
+
+class VsockSocket(_Core):
     """What every cando datagram socket shares: fd, timeouts, receive and send.
 
     Not instantiated directly: see :class:`Server`, :class:`Client` and
@@ -227,7 +232,8 @@ class VsockSocket:
     type: int = _socket.SOCK_DGRAM
     proto: int = 0
 
-    _fd = -1  # the cached fd; -1 once closed (and until __init__ has one)
+    # _fd, the fd (-1 once closed, and until __init__ has one), is a field of
+    # _Core, which reads it without a dictionary lookup.
     _timeout: float | None = None
 
     def _init_fd(self, fd: int, timeout: float | None) -> None:
@@ -358,6 +364,18 @@ class VsockSocket:
             return deadline
         raise _error(err, instance)
 
+    def _after(self, n: int, writing: bool, deadline: float, with_instance: bool) -> float:
+        """What the C methods of :class:`cando._hot.Core` call when their call gave ``n`` < 0.
+
+        Returns the deadline to retry with, or raises: as one round of
+        :meth:`_again`. ``with_instance``: the call was one of the
+        instance's, whose error record may name it.
+        """
+        if self._fd < 0:
+            raise closed_error()
+        instance = self._instance if with_instance else None  # type: ignore[attr-defined]
+        return self._retry(n, writing, deadline, instance)
+
     def _again(self, n: int, writing: bool, instance: Any,
                call: Callable[..., int], *args: Any) -> int:
         """The slow path of every I/O method, entered when ``call(*args)`` gave ``n`` < 0.
@@ -377,33 +395,13 @@ class VsockSocket:
                 return n
 
     # -- receive ----------------------------------------------------------
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        """Receive one datagram into ``buffer`` (zero-copy); return its size.
-
-        At most ``nbytes`` bytes (0: the whole buffer); the rest of a longer
-        datagram is discarded. A :class:`~cando.Buffer` goes to C as it is;
-        any other writable bytes-like object through a view made for the
-        call. Calls ``udo_vsock_udp_recv_data``.
-        """
-        if type(buffer) is Buffer:
-            view = buffer._cdata
-            size: int = buffer._size  # len(view) would make a new int when > 256
-        else:
-            try:  # writable_view, inlined: the hot path
-                view = _from_buffer(_CHARS, buffer, True)
-            except (BufferError, TypeError):
-                view = writable_view(buffer)  # raises the TypeError that says why
-            size = len(view)
+    def _recv_into_checked(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """:meth:`recv_into` with nbytes, flags, keywords, or arguments to check."""
+        view = writable_view(buffer)
         try:  # costs nothing until something raises: see release_view
-            if nbytes is not _ZERO or not size:
-                size = _receive_size(view, nbytes)
-            fd = self._fd
-            if flags is _ZERO:
-                n = _recv(fd, view, size)
-                if n >= 0:
-                    return n
-                return self._again(n, False, None, _recv, fd, view, size)
+            size = _receive_size(view, nbytes)
             info = _flags_ptr(flags)
+            fd = self._fd
             n = _recv_data(fd, view, size, _NULL, info)
             if n >= 0:
                 return n
@@ -448,28 +446,6 @@ class VsockSocket:
         if entry[_SIZE] <= _SCRATCH_KEEP:  # a one-off huge buffer is not kept
             self._scratch.append(entry)
 
-    def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Address]:
-        """Receive one datagram of at most ``bufsize`` bytes and its sender ``(cid, port)``.
-
-        Calls ``udo_vsock_udp_recv_data`` (:class:`Server`:
-        ``udo_vsock_udp_server_recv_data``).
-        """
-        if flags is not _ZERO or type(bufsize) is not int or not 0 < bufsize <= _SCRATCH_KEEP:
-            return self._recvfrom_checked(bufsize, flags)
-        scratch = self._scratch  # _take and _give, inlined: the hot path
-        try:
-            entry = scratch.pop()
-            if entry[_SIZE] < bufsize:
-                entry = _new_scratch(bufsize)
-        except IndexError:
-            entry = _new_scratch(bufsize)
-        try:
-            n = self._recvfrom_raw(entry[_BUF], bufsize, entry[_ADDR], _NULL)
-            words = entry[_WORDS]
-            return entry[_BYTES][:n], (words[_CID_WORD], words[_PORT_WORD])
-        finally:
-            scratch.append(entry)
-
     def _recvfrom_checked(self, bufsize: object, flags: object) -> Tuple[bytes, Address]:
         """:meth:`recvfrom` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
@@ -490,29 +466,6 @@ class VsockSocket:
         if n < 0:
             n = self._again(n, False, None, _recv_data, fd, buf, size, addr, info)
         return n
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        """Receive one datagram of at most ``bufsize`` bytes (``udo_vsock_udp_recv_data``)."""
-        if flags is not _ZERO or type(bufsize) is not int or not 0 < bufsize <= _SCRATCH_KEEP:
-            return self._recv_checked(bufsize, flags)
-        # The common case, kept to one C call, one slice and the pool.
-        scratch = self._scratch
-        try:
-            entry = scratch.pop()
-            if entry[_SIZE] < bufsize:
-                entry = _new_scratch(bufsize)
-        except IndexError:
-            entry = _new_scratch(bufsize)
-        try:
-            buf = entry[_BUF]
-            fd = self._fd
-            n = _recv(fd, buf, bufsize)
-            if n < 0:
-                n = self._again(n, False, None, _recv, fd, buf, bufsize)
-            data: bytes = entry[_BYTES][:n]  # n <= bufsize: no MSG_TRUNC here
-            return data
-        finally:
-            scratch.append(entry)
 
     def _recv_checked(self, bufsize: object, flags: object) -> bytes:
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
@@ -548,12 +501,8 @@ class VsockSocket:
             self._dest = (address, checked, addr)
         return self._send(data, addr, flags)
 
-    def send(self, data: Any, flags: int = 0) -> int:
-        """Send one datagram to the connected peer; return the bytes sent.
-
-        Calls ``udo_vsock_udp_send_data`` without an address (the socket must
-        be connected, else ``ENOTCONN``).
-        """
+    def _send_checked(self, data: Any, flags: int = 0) -> int:
+        """:meth:`send` with flags, keywords, or data to check."""
         return self._send(data, _NULL, flags)
 
     def _send(self, data: Any, addr: Any, flags: object) -> int:
@@ -604,7 +553,7 @@ class VsockSocket:
 class _Instance(VsockSocket):
     """A socket that is a libcando instance, in memory this object owns."""
 
-    def __init__(self, create: Callable[[Any, Any], Any], info_type: str,
+    def __init__(self, create: Callable[[Any, Any], Any], info_type: str, kind: int,
                  cid: object, port: object) -> None:
         cid = _check_int("cid", cid, 0, _U32_MAX)
         port = _check_int("port", port, -1, _INT_MAX)
@@ -615,6 +564,8 @@ class _Instance(VsockSocket):
         if create(self._instance, info) == _NULL:
             # Caller memory keeps the error record after a failed create.
             raise _error(ffi.errno, self._instance)
+        # The C methods borrow the instance; self._memory outlives them.
+        self._attach(int(ffi.cast("uintptr_t", self._instance)), kind)
         self._init_fd(int(lib.udo_vsock_udp_get_fd(self._instance)), timeout)
 
     def _release(self, fd: int) -> None:
@@ -673,7 +624,7 @@ class Server(_Instance):
 
     def __init__(self, cid: int = VMADDR_CID_ANY, port: int = -1) -> None:
         super().__init__(lib.udo_vsock_udp_server_create,
-                         "struct udo_vsock_udp_server_create_info *", cid, port)
+                         "struct udo_vsock_udp_server_create_info *", _SERVER, cid, port)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
         """Receive into ``buffer`` (zero-copy), with the sender ``(cid, port)``.
@@ -725,7 +676,7 @@ class Client(_Instance):
 
     def __init__(self, cid: int, port: int) -> None:
         super().__init__(lib.udo_vsock_udp_client_create,
-                         "struct udo_vsock_udp_client_create_info *", cid, port)
+                         "struct udo_vsock_udp_client_create_info *", _CLIENT, cid, port)
 
     @property
     def destination(self) -> Address:
@@ -751,20 +702,12 @@ class Client(_Instance):
         if lib.udo_vsock_udp_client_connect(inst) < 0:
             raise _error(ffi.errno, inst)
 
-    def send(self, data: Any, flags: int = 0) -> int:
-        """Send one datagram to the destination (``udo_vsock_udp_client_send_data``).
-
-        No :meth:`connect` is needed. Returns the bytes sent.
-        """
-        info = _NULL if flags is _ZERO else _flags_ptr(flags)
-        view = data if type(data) is bytes and data else _rbuffer(data)
+    def _send_checked(self, data: Any, flags: int = 0) -> int:
+        """:meth:`send` with flags, keywords, or data to check."""
+        info = _flags_ptr(flags)
+        view = _rbuffer(data)
         inst = self._instance
         try:
-            if info is _NULL:
-                n = _client_send(inst, view, len(view))
-                if n >= 0:
-                    return n
-                return self._again(n, True, inst, _client_send, inst, view, len(view))
             n = _client_send_data(inst, view, len(view), info)
             if n >= 0:
                 return n

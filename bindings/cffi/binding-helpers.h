@@ -9,10 +9,3 @@ ssize_t cando_send_joined(int sock_fd, struct udo_vsock_udp_dgram *dgrams, const
                           const size_t *sizes, size_t count, const struct sockaddr_vm *addr,
                           const void *vsock_info);
 
-/*
- * The per-datagram calls without the arguments the common case leaves NULL:
- * a cffi call costs about 10 ns per argument, so recv()/recv_into() and
- * Client.send() without flags make these instead of the full calls.
- */
-ssize_t cando_recv(int sock_fd, void *data, size_t size);
-ssize_t cando_client_send(struct udo_vsock_udp *vsock, const void *data, size_t size);

@@ -25,13 +25,3 @@ ssize_t cando_send_joined(int sock_fd, struct udo_vsock_udp_dgram *dgrams, const
 	}
 	return udo_vsock_udp_send_batch(sock_fd, dgrams, count, addr, vsock_info);
 }
-
-ssize_t cando_recv(int sock_fd, void *data, size_t size)
-{
-	return udo_vsock_udp_recv_data(sock_fd, data, size, NULL, NULL);
-}
-
-ssize_t cando_client_send(struct udo_vsock_udp *vsock, const void *data, size_t size)
-{
-	return udo_vsock_udp_client_send_data(vsock, data, size, NULL);
-}
