@@ -446,7 +446,7 @@ class VsockSocket(_Core):
         if entry[_SIZE] <= _SCRATCH_KEEP:  # a one-off huge buffer is not kept
             self._scratch.append(entry)
 
-    def _recvfrom_checked(self, bufsize: object, flags: object) -> Tuple[bytes, Address]:
+    def _recvfrom_checked(self, bufsize: object, flags: object = 0) -> Tuple[bytes, Address]:
         """:meth:`recvfrom` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
@@ -467,7 +467,7 @@ class VsockSocket(_Core):
             n = self._again(n, False, None, _recv_data, fd, buf, size, addr, info)
         return n
 
-    def _recv_checked(self, bufsize: object, flags: object) -> bytes:
+    def _recv_checked(self, bufsize: object, flags: object = 0) -> bytes:
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
