@@ -221,10 +221,17 @@ def w_blocks_held() -> dict[str, int]:
             srv.recv_into(buf)
             cli.send(payload)
             srv.recv_into(into)
+            cli.send_many([payload, long_payload, bytearray(payload)])
+            srv.recv_many(4, 65536)
+            cli.send_many([payload, payload], (2, srv.port))
+            srv.recv_many_into(into, 300)
 
         def failing() -> None:
             for call in (lambda: srv.recv(0), lambda: srv.recv_into(b"x"),
-                         lambda: cli.send(b""), lambda: srv.recvfrom(65536)):
+                         lambda: cli.send(b""), lambda: srv.recvfrom(65536),
+                         lambda: cli.send_many([payload, b""]),
+                         lambda: cli.send_many([payload, "text"]),
+                         lambda: srv.recv_many(4, 64)):
                 try:
                     call()
                 except (ValueError, TypeError, BlockingIOError):
@@ -316,6 +323,13 @@ def test_core_alone_and_attach_refuse_bad_use() -> None:
         core._attach(1234)  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         _hot._set_buffer_type(42)  # type: ignore[arg-type]
+    dgrams = bytearray(40 * 2)  # two struct udo_vsock_udp_dgram, zeroed: NULL pointers
+    assert _hot._batch_results(dgrams, 2, False) == [(0, None), (0, None)]
+    for n in (-1, 3, 1 << 62):
+        with pytest.raises(ValueError, match="out of the array"):
+            _hot._batch_results(dgrams, n, True)
+    with pytest.raises(TypeError):
+        _hot._batch_results("not a buffer", 1, True)
 
 
 VALGRIND_SCRIPT = r"""
@@ -329,12 +343,21 @@ with cando.Server(port=-1) as srv, cando.Client(2, srv.port) as cli:
         cli.send(bytearray(b"z" * 10)); srv.recv_into(buf)
         cli.send(memoryview(b"w" * 10)); srv.recv_into(into)
         cli.send(b"f", 0); srv.recv(8, socket.MSG_TRUNC)
-    for bad in (lambda: srv.recv(0), lambda: srv.recv_into(b"ro"), lambda: cli.send("s")):
+        cli.send_many([b"a" * 64, bytearray(9000), memoryview(b"m")]); srv.recv_many(4, 65536)
+        cli.send_many([b"b"] * 70, (2, srv.port), socket.MSG_DONTWAIT)
+        srv.recv_many_into(into, 1024)
+    srv.setblocking(False)
+    while True:
+        try:
+            srv.recv_many(64, 64)
+        except BlockingIOError:
+            break
+    for bad in (lambda: srv.recv(0), lambda: srv.recv_into(b"ro"), lambda: cli.send("s"),
+                lambda: cli.send_many([b"x", b""]), lambda: cli.send_many([b"x"] * 70 + [1])):
         try:
             bad()
         except (TypeError, ValueError):
             pass
-    srv.setblocking(False)
     for call in (lambda: srv.recv(8), lambda: srv.recvfrom(8), lambda: srv.recv_into(buf)):
         try:
             call()

@@ -1,5 +1,6 @@
-# cando._hot (bindings/hot/hot.c): the C base type of cando.VsockSocket.
-from typing import Any, Tuple
+# cando._hot (bindings/hot/hot.c): the C base type of cando.VsockSocket, and
+# the C that reads a received batch.
+from typing import Any, List, Literal, Tuple, overload
 
 class Core:
     _fd: int
@@ -9,4 +10,12 @@ class Core:
     def recvfrom(self, bufsize: int, flags: int = 0) -> Tuple[bytes, Tuple[int, int]]: ...
     def _attach(self, address: int, kind: int, /) -> None: ...
 
+@overload
+def _batch_results(dgrams: Any, n: int, with_data: Literal[True], /
+                   ) -> List[Tuple[bytes, Tuple[int, int]]]: ...
+@overload
+def _batch_results(dgrams: Any, n: int, with_data: Literal[False], /
+                   ) -> List[Tuple[int, Tuple[int, int]]]: ...
 def _set_buffer_type(type: type, /) -> None: ...
+def _send_batch(fd: int, datagrams: Tuple[Any, ...], dest: Tuple[int, int] | None,
+                flags: int, /) -> int | None: ...

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include <cando/vsock-udp.h>
+#include <cando/vsock-udp-batch.h>
 
 /* recv()/recvfrom() copy out of one buffer kept per socket up to this size
  * (the largest datagram fits); a larger bufsize takes the Python path. */
@@ -389,6 +390,153 @@ static PyTypeObject p_core_type = {
 	.tp_members = p_core_members,
 };
 
+PyDoc_STRVAR(p_send_batch_doc,
+"_send_batch($module, fd, datagrams, dest, flags, /)\n--\n\n"
+"udo_vsock_udp_send_batch of the tuple ``datagrams``, each borrowed where it\n"
+"is, to ``dest`` (a checked ``(cid, port)``, or None) with MSG_* ``flags``.\n"
+"Returns the count sent or a negative errno, or None when a datagram is not\n"
+"a non-empty contiguous buffer (cando._batch says why).");
+
+/* An int argument (-1 with OverflowError beyond int: Python checked it already). */
+static int p_as_int(PyObject *obj)
+{
+	long v = PyLong_AsLong(obj);
+
+	if (v < INT_MIN || v > INT_MAX) {
+		PyErr_SetString(PyExc_OverflowError, "out of int range");
+		return -1;
+	}
+	return (int) v;
+}
+
+/* Borrow each datagram; -1 (no exception) at the first that is not a sendable buffer. */
+static Py_ssize_t p_borrow_all(PyObject *items, Py_buffer *views, struct udo_vsock_udp_dgram *dgrams)
+{
+	Py_ssize_t n = PyTuple_GET_SIZE(items), i;
+
+	for (i = 0; i < n; i++) {
+		if (p_borrow(PyTuple_GET_ITEM(items, i), &views[i], PyBUF_SIMPLE) < 0) {
+			while (i--)
+				PyBuffer_Release(&views[i]);
+			return -1;
+		}
+		dgrams[i] = (struct udo_vsock_udp_dgram) {
+			.data = views[i].buf, .size = (size_t) views[i].len,
+		};
+	}
+	return n;
+}
+
+static PyObject *p_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+	struct udo_vsock_udp_dgram stack_dgrams[UDO_VSOCK_UDP_BATCH_MAX], *dgrams = stack_dgrams;
+	Py_buffer stack_views[UDO_VSOCK_UDP_BATCH_MAX], *views = stack_views;
+	struct sockaddr_vm addr = { .svm_family = AF_VSOCK };
+	PyObject *items, *result = NULL;
+	Py_ssize_t n, i;
+	ssize_t rc;
+	int fd, flags;
+
+	(void) module;
+	if (nargs != 4 || !PyTuple_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "_send_batch(fd, tuple, dest, flags)");
+		return NULL;
+	}
+	items = args[1];
+	fd = p_as_int(args[0]);
+	flags = p_as_int(args[3]);
+	if (args[2] != Py_None && PyArg_ParseTuple(args[2], "II", &addr.svm_cid, &addr.svm_port) == 0)
+		return NULL;
+	if (PyErr_Occurred())
+		return NULL;
+	n = PyTuple_GET_SIZE(items);
+	if (n > UDO_VSOCK_UDP_BATCH_MAX) {
+		dgrams = PyMem_Calloc((size_t) n, sizeof(*dgrams));
+		views = PyMem_Calloc((size_t) n, sizeof(*views));
+		if (!dgrams || !views) {
+			PyErr_NoMemory();
+			goto out;
+		}
+	}
+	if (p_borrow_all(items, views, dgrams) < 0) {
+		result = Py_NewRef(Py_None);
+		goto out;
+	}
+	Py_BEGIN_ALLOW_THREADS
+	rc = udo_vsock_udp_send_batch(fd, dgrams, (size_t) n, args[2] == Py_None ? NULL : &addr,
+				      flags ? &flags : NULL);
+	Py_END_ALLOW_THREADS
+	for (i = 0; i < n; i++)
+		PyBuffer_Release(&views[i]);
+	result = PyLong_FromSsize_t(rc);
+out:
+	if (dgrams != stack_dgrams) {
+		PyMem_Free(dgrams);
+		PyMem_Free(views);
+	}
+	return result;
+}
+
+PyDoc_STRVAR(p_batch_results_doc,
+"_batch_results($module, dgrams, n, with_data, /)\n--\n\n"
+"The results of a received batch: ``[(data or nbytes, (cid, port))]`` of the\n"
+"first ``n`` entries of ``dgrams`` (a buffer over a struct udo_vsock_udp_dgram\n"
+"array cando._batch made). ``data`` is cut to its slot; a run of datagrams\n"
+"from one sender shares one address tuple.");
+
+/* A datagram's result: its bytes (at most its slot), or the length received. */
+static PyObject *p_batch_first(const struct udo_vsock_udp_dgram *d, int with_data)
+{
+	if (!with_data)
+		return PyLong_FromSize_t(d->len);
+	return PyBytes_FromStringAndSize(d->data, (Py_ssize_t) (d->len < d->size ? d->len : d->size));
+}
+
+static PyObject *p_batch_results(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+	const struct udo_vsock_udp_dgram *d;
+	PyObject *list = NULL, *sender = NULL;
+	unsigned long long key, last = 0;
+	Py_buffer view;
+	Py_ssize_t n, i;
+	int with_data;
+
+	(void) module;
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError, "_batch_results(dgrams, n, with_data)");
+		return NULL;
+	}
+	if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+		return NULL;
+	n = PyLong_AsSsize_t(args[1]);
+	with_data = PyObject_IsTrue(args[2]);
+	if (PyErr_Occurred() || with_data < 0)
+		goto out;
+	if (n < 0 || (size_t) n > (size_t) view.len / sizeof(*d)) {
+		PyErr_SetString(PyExc_ValueError, "_batch_results: n out of the array");
+		goto out;
+	}
+	list = PyList_New(n);
+	for (i = 0, d = view.buf; list && i < n; i++, d++) {
+		key = d->addr ? (unsigned long long) d->addr->svm_cid << 32 | d->addr->svm_port : 0;
+		if (!sender || key != last) {
+			Py_XDECREF(sender);
+			sender = d->addr ? p_sender(d->addr) : Py_NewRef(Py_None);
+			last = key;
+		}
+		if (sender) {
+			Py_INCREF(sender);
+			PyList_SET_ITEM(list, i, p_pair(p_batch_first(d, with_data), sender));
+		}
+		if (!sender || !PyList_GET_ITEM(list, i))
+			Py_CLEAR(list);
+	}
+	Py_XDECREF(sender);
+out:
+	PyBuffer_Release(&view);
+	return list;
+}
+
 static PyObject *p_set_buffer_type(PyObject *module, PyObject *type)
 {
 	(void) module;
@@ -402,6 +550,8 @@ static PyObject *p_set_buffer_type(PyObject *module, PyObject *type)
 }
 
 static PyMethodDef p_module_methods[] = {
+	{ "_batch_results", P_VECTORCALL(p_batch_results), METH_FASTCALL, p_batch_results_doc },
+	{ "_send_batch", P_VECTORCALL(p_send_batch), METH_FASTCALL, p_send_batch_doc },
 	{ "_set_buffer_type", p_set_buffer_type, METH_O,
 	  PyDoc_STR("Register cando.Buffer, which receives through its .view.") },
 	{ NULL, NULL, 0, NULL },
