@@ -309,27 +309,40 @@ def test_threads_receiving_on_one_socket(wrapped_worker: Any) -> None:
     assert out["bad"] == [] and out["got"] == [400] * 4, out
 
 
-def test_core_alone_and_attach_refuse_bad_use() -> None:
+def test_private_c_entry_points_refuse_bad_use() -> None:
+    """Nothing of _hot takes a raw address: wrong calls raise, none crashes."""
     core = _hot.Core()
     assert core._fd == -1
     with pytest.raises(AttributeError, match="_after"):  # no Python half to ask
         core.recv(8)
     with pytest.raises(AttributeError, match="_recv_into_checked"):
         core.recv_into(b"x")
-    for args in ((0, 1), (1234, 3), (1234, 0)):
-        with pytest.raises(ValueError, match="_attach"):
-            core._attach(*args)
-    with pytest.raises(TypeError):
-        core._attach(1234)  # type: ignore[call-arg]
+    for kind in (0, 3, -1):
+        with pytest.raises(ValueError, match="_new_instance"):
+            core._new_instance(kind)
+    assert core._new_instance(1) > 0
+    with pytest.raises(ValueError, match="once"):
+        core._new_instance(2)
     with pytest.raises(TypeError):
         _hot._set_buffer_type(42)  # type: ignore[arg-type]
-    dgrams = bytearray(40 * 2)  # two struct udo_vsock_udp_dgram, zeroed: NULL pointers
-    assert _hot._batch_results(dgrams, 2, False) == [(0, None), (0, None)]
-    for n in (-1, 3, 1 << 62):
-        with pytest.raises(ValueError, match="out of the array"):
-            _hot._batch_results(dgrams, n, True)
-    with pytest.raises(TypeError):
-        _hot._batch_results("not a buffer", 1, True)
+    batch = _hot.Batch()
+    assert batch.nbytes == 0
+    for args, exc in [((-1, 8, 0, 1), None), ((0, 0, 0, 1), ValueError),
+                      ((0, 8, 0, 0), ValueError), ((0, 8, 0, (1 << 20) + 1), ValueError),
+                      ((0, 8, 1 << 40, 1), OverflowError), (("0", 8, 0, 1), TypeError)]:
+        if exc is None:
+            assert batch.recv(*args) == -errno.EINVAL  # the library refuses fd -1
+        else:
+            with pytest.raises(exc):
+                batch.recv(*args)
+    assert batch.recv_into(-1, 8, 0, bytearray(7)) is None  # not one slot
+    assert batch.recv_into(-1, 8, 0, b"read-only bytes") is None
+    assert batch.recv_into(-1, 8, 0, bytearray(64)) == -errno.EINVAL  # the library refuses fd -1
+    assert _hot._send_batch(-1, (b"x",), None, 0) == -errno.EINVAL  # the library refuses fd -1
+    assert _hot._send_batch(-1, (b"x", b""), (2, 5), 0) is None
+    for bad in [(0, [b"x"], None, 0), (0, (b"x",), [2, 5], 0), (0, (b"x",), ("a", 5), 0)]:
+        with pytest.raises(TypeError):
+            _hot._send_batch(*bad)
 
 
 VALGRIND_SCRIPT = r"""
@@ -385,10 +398,11 @@ def test_hot_paths_under_valgrind(wrapped_env: Any) -> None:
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])
 def test_hot_c_has_no_warnings(compiler: str) -> None:
-    """hot.c under both compilers with the project's flags (the wheel build used one)."""
-    src = Path(__file__).resolve().parent.parent / "bindings" / "hot" / "hot.c"
+    """bindings/hot/*.c under both compilers with the project's flags (the wheel build used one)."""
+    hot = Path(__file__).resolve().parent.parent / "bindings" / "hot"
     proc = subprocess.run(
         [compiler, "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-O2",
          "-fsyntax-only", "-I" + sysconfig.get_paths()["include"], "-I" + cando.get_include(),
-         str(src)], capture_output=True, text=True, timeout=PROC_TIMEOUT)
+         *map(str, sorted(hot.glob("*.c")))], capture_output=True, text=True,
+        timeout=PROC_TIMEOUT)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr

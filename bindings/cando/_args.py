@@ -27,6 +27,11 @@ def check_address(address: object) -> Tuple[int, int]:
     return check_int("cid", address[0], 0, U32_MAX), check_int("port", address[1], 0, U32_MAX)
 
 
+def check_flags(flags: object) -> int:
+    """``MSG_*`` flags: an int (an ``IntFlag`` too) that fits a C ``int``."""
+    return check_int("flags", flags, -INT_MAX - 1, INT_MAX)
+
+
 # MSG_* flags as the C API takes them: a pointer to an int. One immutable cdata
 # per flags value, shared by every socket and thread (never written after
 # creation); flags 0 is NULL, which the library reads as 0.
@@ -40,7 +45,7 @@ def flags_ptr(flags: object) -> Any:
         ptr = _FLAGS.get(flags)
         if ptr is not None:
             return ptr
-    value = check_int("flags", flags, -INT_MAX - 1, INT_MAX)
+    value = check_flags(flags)
     if value == 0:
         return ffi.NULL
     ptr = ffi.new("int *", value)

@@ -21,14 +21,14 @@ argument raises ``TypeError``/``ValueError`` before any C call.
 from __future__ import annotations
 
 import errno as _errno
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 from ._args import INT_MAX as _INT_MAX
 from ._args import check_address
+from ._args import check_flags as _check_flags
 from ._args import check_int as _check_int
-from ._args import flags_ptr as _flags_ptr
-from ._cando import ffi, lib
-from ._hot import _batch_results, _send_batch
+from ._cando import lib
+from ._hot import Batch, _send_batch
 from .buffer import Buffer, release_view, writable_view
 from .errors import error_from_errno
 
@@ -42,31 +42,14 @@ MSG_WAITFORONE: int = lib.MSG_WAITFORONE
 
 _MAX_COUNT = 1 << 20
 _MAX_BUFSIZE = 1 << 30
-_alloc_uninit: Any = ffi.new_allocator(should_clear_after_alloc=False)
 
 
-class _Arrays:
-    """One receive batch shape's C arrays."""
-
-    __slots__ = ("addrs", "data", "dgrams", "raw", "size")
-
-    def __init__(self, count: int) -> None:
-        self.size = count
-        self.dgrams = ffi.new("struct udo_vsock_udp_dgram[]", count)
-        self.raw = ffi.buffer(self.dgrams)  # what _hot._batch_results reads
-        self.addrs: Any = ffi.new("struct sockaddr_vm[]", count)
-        for i in range(count):
-            self.dgrams[i].addr = self.addrs + i
-        self.data: Any = None  # the receive buffer these entries point into
-
-
-# Arrays are taken out of these pools for the length of one call and given
-# back after its results are read (list.pop/append are atomic): concurrent
-# calls, and a signal handler that batches while a call waits in EINTR, never
-# share one. Receive arrays are kept per shape, a few shapes and bytes at most.
-_RECV_POOL: Dict[Tuple[int, int], List[_Arrays]] = {}
-_INTO_POOL: Dict[Tuple[int, int, int], List[_Arrays]] = {}
-_POOL_SHAPES = 8
+# Batch objects (the C arrays of a receive) are taken out of this pool for
+# the length of one call and given back after it (list.pop/append are
+# atomic): concurrent calls, and a signal handler that batches while a call
+# waits in EINTR, never share one. A few are kept, holding little memory.
+_POOL: List[Batch] = []
+_POOL_KEEP = 4
 _POOL_KEEP_BYTES = 1 << 22
 
 # The last destination tuple and its checked value: replaced whole, never mutated.
@@ -77,14 +60,14 @@ def _fail(ret: int) -> None:
     raise error_from_errno(-ret, None)
 
 
-def _call(fn: Any, *args: Any) -> int:
-    """One batch call; retried on EINTR once Python's signal handlers ran (PEP 475)."""
-    while True:
-        ret: int = fn(*args)
-        if ret >= 0:
-            return ret
-        if ret != -_errno.EINTR:
-            _fail(ret)
+def _received(ret: Any) -> bool:
+    """After a Batch call: True for results; False to retry after EINTR (once
+    Python's signal handlers ran, PEP 475); else raise for the errno."""
+    if type(ret) is list:
+        return True
+    if ret != -_errno.EINTR:
+        _fail(ret)
+    return False
 
 
 def _dest(address: Address | None) -> Address | None:
@@ -102,17 +85,16 @@ def _dest(address: Address | None) -> Address | None:
     return checked
 
 
-def _give(pools: Dict[Any, List[_Arrays]], key: Any, arr: _Arrays, nbytes: int) -> None:
-    """Keep arr for the next call of its shape, within the pools' bounds."""
-    pool = pools.get(key)
-    if pool is None:
-        if nbytes > _POOL_KEEP_BYTES:
-            return
-        if len(pools) >= _POOL_SHAPES:  # the oldest shape makes room for this one
-            pools.pop(next(iter(pools)), None)
-        pool = pools.setdefault(key, [])
-    if len(pool) < 4:
-        pool.append(arr)
+def _take() -> Batch:
+    try:
+        return _POOL.pop()
+    except IndexError:
+        return Batch()
+
+
+def _give(batch: Batch) -> None:
+    if len(_POOL) < _POOL_KEEP and batch.nbytes <= _POOL_KEEP_BYTES:
+        _POOL.append(batch)
 
 
 def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
@@ -134,8 +116,7 @@ def send_many(fd: int, datagrams: Sequence[Any], address: Address | None = None,
     if not items:
         return 0
     dest = _dest(address)
-    if type(flags) is not int:
-        flags = _check_int("flags", flags, -_INT_MAX - 1, _INT_MAX)
+    flags = _check_flags(flags)
     while True:
         # In C: every datagram borrowed where it is (none can change size
         # meanwhile), laid out in an array, sent (udo_vsock_udp_send_batch).
@@ -163,16 +144,6 @@ def _refuse(items: Tuple[Any, ...]) -> None:
     raise ValueError("a datagram changed while being sent")
 
 
-def _recv_arrays(count: int, bufsize: int) -> _Arrays:
-    arr = _Arrays(count)
-    arr.data = _alloc_uninit("char[]", count * bufsize)  # only received bytes are read
-    for i in range(count):
-        d = arr.dgrams[i]
-        d.data = arr.data + i * bufsize
-        d.size = bufsize
-    return arr
-
-
 def recv_many(fd: int, count: int, bufsize: int,
               flags: int = MSG_WAITFORONE) -> List[Tuple[bytes, Address]]:
     """Receive up to ``count`` datagrams of at most ``bufsize`` bytes on ``fd``.
@@ -190,22 +161,17 @@ def recv_many(fd: int, count: int, bufsize: int,
         _check_int("count", count, 1, _MAX_COUNT)
     if type(bufsize) is not int or not 0 < bufsize <= _MAX_BUFSIZE:
         _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
-    info = _flags_ptr(flags)
-    key = (count, bufsize)
+    flags = _check_flags(flags)
+    batch = _take()
     try:
-        arr = _RECV_POOL[key].pop()
-    except (KeyError, IndexError):
-        arr = _recv_arrays(count, bufsize)
-    try:
-        n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
-    except BaseException:
-        _give(_RECV_POOL, key, arr, count * bufsize)  # BlockingIOError is routine
-        raise
-    # In C: a bytes object (cut to its slot: with MSG_TRUNC some sockets
-    # report the untruncated length) and a sender per datagram.
-    got = _batch_results(arr.raw, n, True)
-    _give(_RECV_POOL, key, arr, count * bufsize)
-    return got
+        # In C: a bytes object per datagram (cut to its slot: with MSG_TRUNC
+        # some sockets report the untruncated length) and its sender.
+        while True:
+            got = batch.recv(fd, bufsize, flags, count)
+            if _received(got):
+                return got  # type: ignore[no-any-return]
+    finally:
+        _give(batch)
 
 
 def recv_many_into(fd: int, buffer: Any, bufsize: int,
@@ -221,31 +187,24 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
     """
     _check_int("fd", fd, 0, _INT_MAX)
     _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)
-    view = writable_view(buffer)
+    flags = _check_flags(flags)
+    batch = _take()
     try:
-        count = len(view) // bufsize
-        if count < 1:
-            raise ValueError(f"buffer ({len(view)} bytes) is smaller than bufsize ({bufsize})")
-        count = min(count, _MAX_COUNT)
-        info = _flags_ptr(flags)
-        key = (int(ffi.cast("uintptr_t", view)), count, bufsize)
-        try:
-            arr = _INTO_POOL.get(key, []).pop()  # entries into this very buffer, these slots
-        except IndexError:
-            arr = _Arrays(count)
-            for i in range(count):
-                d = arr.dgrams[i]
-                d.data = view + i * bufsize
-                d.size = bufsize
-        try:
-            n = _call(lib.udo_vsock_udp_recv_batch, fd, arr.dgrams, count, info)
-        except BaseException:
-            _give(_INTO_POOL, key, arr, 0)  # BlockingIOError is routine
-            raise
-    except BaseException:
-        release_view(view)  # a traceback must not keep it: see release_view
-        raise
-    del view
-    got = _batch_results(arr.raw, n, False)
-    _give(_INTO_POOL, key, arr, 0)
-    return got
+        while True:
+            got = batch.recv_into(fd, bufsize, flags, buffer)  # borrowed for the call
+            if got is None:
+                _refuse_into(buffer, bufsize)
+            if _received(got):
+                return got  # type: ignore[no-any-return]
+    finally:
+        _give(batch)
+
+
+def _refuse_into(buffer: Any, bufsize: int) -> None:
+    """Raise for a buffer Batch.recv_into would not take."""
+    view = writable_view(buffer)  # the TypeError that says why
+    try:
+        size = len(view)
+    finally:
+        release_view(view)
+    raise ValueError(f"buffer ({size} bytes) is smaller than bufsize ({bufsize})")

@@ -217,7 +217,7 @@ def _name(fd: int, peer: bool) -> Address:
 
 
 _set_buffer_type(Buffer)  # _hot receives into a Buffer through its view
-_CLIENT = 1  # the instance kinds _Core._attach takes: client_send_data for send(),
+_CLIENT = 1  # the instance kinds of _Core._new_instance: client_send_data for send(),
 _SERVER = 2  # server_recv_data for recvfrom()
 
 
@@ -559,13 +559,12 @@ class _Instance(VsockSocket):
         port = _check_int("port", port, -1, _INT_MAX)
         timeout = _socket.getdefaulttimeout()
         info = ffi.new(info_type, {"vcid": cid, "port": port})
-        self._memory = ffi.new("char[]", instance_size())
-        self._instance: Any = ffi.cast("struct udo_vsock_udp *", self._memory)
+        # udo_vsock_udp_get_sizeof() bytes the object owns (in its C half,
+        # whose methods use the instance), freed with it.
+        self._instance: Any = ffi.cast("struct udo_vsock_udp *", self._new_instance(kind))
         if create(self._instance, info) == _NULL:
             # Caller memory keeps the error record after a failed create.
             raise _error(ffi.errno, self._instance)
-        # The C methods borrow the instance; self._memory outlives them.
-        self._attach(int(ffi.cast("uintptr_t", self._instance)), kind)
         self._init_fd(int(lib.udo_vsock_udp_get_fd(self._instance)), timeout)
 
     def _release(self, fd: int) -> None:
