@@ -27,7 +27,7 @@ import cando
 from cando import Buffer, Client, Connection, Server, _hot
 
 WAIT = 10.0  # seconds: a regression fails, it does not hang
-HOT = ("send", "recv", "recv_into", "recvfrom")
+HOT = ("send", "sendto", "recv", "recv_into", "recvfrom", "recvfrom_into")
 
 
 def test_the_hot_methods_are_c_methods_with_signatures() -> None:
@@ -49,6 +49,7 @@ def w_both_paths() -> dict[str, Any]:
         srv.settimeout(WAIT)
         cli.send(b"!")
         me = srv.recvfrom(1)[1]
+        dest = (2, srv.port)
         for size in (1, 63, 8191, 8192, 8193, 65536):
             data = os.urandom(size)
             got = []
@@ -61,11 +62,19 @@ def w_both_paths() -> dict[str, Any]:
                 got.append(recv(size) == data)
             sends: list[Callable[[bytes], int]] = [
                 lambda d: cli.send(d, 0), lambda d: cli.send(data=d),
-                lambda d: cli.send(bytearray(d)), lambda d: cli.send(memoryview(d))]
+                lambda d: cli.send(bytearray(d)), lambda d: cli.send(memoryview(d)),
+                lambda d: cli.sendto(d, dest), lambda d: cli.sendto(d, dest, 0),
+                lambda d: cli.sendto(d, address=dest),
+                lambda d: cli.sendto(d, tuple([2, srv.port]))]
             for send in sends:
                 assert send(data) == size
                 buf = bytearray(size + 5)
                 got.append(srv.recv_into(buf) == size and buf[:size] == data)
+            for into in (lambda b: srv.recvfrom_into(b), lambda b: srv.recvfrom_into(b, 0, 0),
+                         lambda b: srv.recvfrom_into(buffer=b)):
+                cli.send(data)
+                buf = bytearray(size + 5)
+                got.append(into(buf) == (size, me) and buf[:size] == data)
             cli.send(data)
             into = Buffer(65536)
             got.append(srv.recv_into(into) == size and into[:size] == data)
@@ -91,7 +100,7 @@ def w_both_paths() -> dict[str, Any]:
 def test_c_and_python_paths_agree(wrapped_worker: Any) -> None:
     out = wrapped_worker.call(w_both_paths)
     for size in (1, 63, 8191, 8192, 8193, 65536):
-        assert out[size] == [True] * 12, size
+        assert out[size] == [True] * 19, size
     assert out["recv_short"] == out["recv_short_checked"] == b"abc"
     assert out["nbytes"] == (2, b"ab\0")
     assert out["into_short"] == (4, b"abcd\0")
@@ -120,6 +129,16 @@ BAD_CALLS: list[tuple[str, Callable[[Any, Any], object], type[Exception], str]] 
     ("send_none", lambda s, c: c.send(None), TypeError, "bytes-like"),
     ("send_strided", lambda s, c: c.send(memoryview(b"abcd")[::2]), TypeError, "contiguous"),
     ("send_flags", lambda s, c: c.send(b"x", 1.5), TypeError, "flags"),
+    ("sendto_list", lambda s, c: c.sendto(b"x", [2, 5]), TypeError, "address"),
+    ("sendto_bool", lambda s, c: c.sendto(b"x", (2, True)), TypeError, "port"),
+    ("sendto_huge", lambda s, c: c.sendto(b"x", (2, 1 << 32)), ValueError, "port"),
+    ("sendto_negative", lambda s, c: c.sendto(b"x", (-1, 5)), ValueError, "cid"),
+    ("sendto_short", lambda s, c: c.sendto(b"x", (2,)), TypeError, "address"),
+    ("sendto_missing", lambda s, c: c.sendto(b"x"), TypeError, "address"),
+    ("sendto_empty", lambda s, c: c.sendto(b"", (2, 5)), ValueError, "empty"),
+    ("recvfrom_into_ro", lambda s, c: s.recvfrom_into(b"ro"), TypeError, "writable"),
+    ("recvfrom_into_nbytes", lambda s, c: s.recvfrom_into(bytearray(4), 9), ValueError,
+     "nbytes"),
 ]
 
 
@@ -154,7 +173,8 @@ def w_closed() -> list[Any]:
     got = []
     for call in (lambda: srv.recv(8), lambda: srv.recvfrom(8),
                  lambda: srv.recv_into(bytearray(8)), lambda: cli.send(b"x"),
-                 lambda: srv.send(b"x")):
+                 lambda: srv.send(b"x"), lambda: cli.sendto(b"x", (2, 5)),
+                 lambda: srv.recvfrom_into(bytearray(8))):
         try:
             call()
             got.append("accepted")
@@ -221,6 +241,8 @@ def w_blocks_held() -> dict[str, int]:
             srv.recv_into(buf)
             cli.send(payload)
             srv.recv_into(into)
+            cli.sendto(payload, (2, srv.port))
+            srv.recvfrom_into(buf)
             cli.send_many([payload, long_payload, bytearray(payload)])
             srv.recv_many(4, 65536)
             cli.send_many([payload, payload], (2, srv.port))
@@ -356,6 +378,7 @@ with cando.Server(port=-1) as srv, cando.Client(2, srv.port) as cli:
         cli.send(bytearray(b"z" * 10)); srv.recv_into(buf)
         cli.send(memoryview(b"w" * 10)); srv.recv_into(into)
         cli.send(b"f", 0); srv.recv(8, socket.MSG_TRUNC)
+        cli.sendto(b"t" * 100, (2, srv.port)); srv.recvfrom_into(buf)
         cli.send_many([b"a" * 64, bytearray(9000), memoryview(b"m")]); srv.recv_many(4, 65536)
         cli.send_many([b"b"] * 70, (2, srv.port), socket.MSG_DONTWAIT)
         srv.recv_many_into(into, 1024)

@@ -693,42 +693,6 @@ def test_errno_classes_in_one_place() -> None:
 # -- review findings ------------------------------------------------------------------
 
 
-def _sender_read_before_reuse() -> dict[str, Any]:
-    """recvfrom's Python path (flags given) reports its own sender even when, the
-    moment the sockaddr goes back to the pool, another receive (as another thread
-    would) takes it and overwrites it. (The C path keeps the sockaddr on its stack.)"""
-    out: dict[str, Any] = {}
-    with Server(port=-1) as srv, Client(VMADDR_CID_HOST, srv.port) as a, \
-            Client(VMADDR_CID_HOST, srv.port) as b:
-        srv.settimeout(WAIT)  # a regression fails, it does not hang
-        a.send(b"A")
-        b.send(b"B")
-        inner: list[Any] = []
-        armed = [True]
-
-        class Reentrant(list):  # type: ignore[type-arg]
-            def append(self, item: Any) -> None:
-                super().append(item)
-                if armed[0]:
-                    armed[0] = False  # once: the inner receive appends too
-                    inner.append(srv.recvfrom(16, flags=0))  # reuses the scratch just returned
-
-        srv._scratch = Reentrant(srv._scratch)
-        data, sender = srv.recvfrom(16, flags=0)
-        out["outer"] = (data, sender)
-        out["inner"] = inner[0]
-        out["ports"] = {"A": a.getsockname()[1], "B": b.getsockname()[1]}
-    return out
-
-
-def test_recvfrom_reads_its_sender_before_the_pool_reuses_it(
-        wrapped_worker: Any) -> None:
-    out = wrapped_worker.call(_sender_read_before_reuse)
-    ports = out["ports"]
-    assert out["outer"] == (b"A", (2, ports["A"]))
-    assert out["inner"] == (b"B", (2, ports["B"]))
-
-
 def _timeouts_out_of_range() -> list[str]:
     got = []
     with Server(port=-1) as srv:
@@ -775,48 +739,3 @@ def test_send_many_sends_what_it_iterates_and_checks_every_address(
     out = wrapped_worker.call(_send_many_checks)
     assert out["liar_sent"] == 1 and out["liar_got"] == [b"hello"]
     assert out["float_cid"] == "TypeError"
-
-
-def _scratch_after_failures() -> dict[str, int]:
-    """How many receive scratch entries 50 failing calls of each Python path make
-    (the C methods' scratch: tests/test_hot.py)."""
-    import cando.vsock_udp as vu
-
-    made = [0]
-    real = vu._new_scratch
-
-    def counting(size: int) -> Any:
-        made[0] += 1
-        return real(size)
-
-    out: dict[str, int] = {}
-    vu._new_scratch = counting  # type: ignore[assignment]
-    try:
-        with Server(port=-1) as srv:
-            calls: dict[str, Callable[[], object]] = {
-                "recv_dontwait": lambda: srv.recv(64, socket.MSG_DONTWAIT),
-                "recvfrom_dontwait": lambda: srv.recvfrom(64, socket.MSG_DONTWAIT),
-                "recvfrom_into": lambda: srv.recvfrom_into(bytearray(64), 0,
-                                                           socket.MSG_DONTWAIT),
-                "recv_nonblocking": lambda: srv.recv(64, flags=0),
-                "recvfrom_nonblocking": lambda: srv.recvfrom(64, flags=0),
-            }
-            srv.setblocking(False)
-            for name, call in calls.items():
-                srv._scratch.clear()
-                made[0] = 0
-                for _ in range(50):
-                    try:
-                        call()
-                    except BlockingIOError:
-                        pass
-                out[name] = made[0]
-    finally:
-        vu._new_scratch = real  # type: ignore[assignment]
-    return out
-
-
-def test_failed_receives_keep_their_scratch(wrapped_worker: Any) -> None:
-    """A receive that raises gives its pooled scratch back (no new buffer per EAGAIN)."""
-    out = wrapped_worker.call(_scratch_after_failures)
-    assert out == dict.fromkeys(out, 1), out

@@ -19,13 +19,21 @@ non-blocking; a timeout makes the fd ``O_NONBLOCK`` and waits with
 the library's message. A bad argument raises ``TypeError``/``ValueError``
 before any C call.
 
+The per-datagram methods (``send``, ``sendto``, ``recv``, ``recv_into``,
+``recvfrom``, ``recvfrom_into``) are C methods of the base class,
+:class:`cando._hot.Core` (``bindings/hot/core.c``), for the common call:
+positional arguments, no flags. Every other call comes back to the
+``_*_checked`` methods here, and every failed call to :meth:`~VsockSocket._after`:
+argument checks, retries, timeouts and exceptions are this module's and
+:mod:`cando.errors`'.
+
 Thread safety: as with :class:`socket.socket`, one object may be used from
 several threads (say one receiving, one sending). What is cached for the
-calls is either never written once shared (flags, destinations) or taken from
-a per-socket pool for the length of one call (receive scratch), so concurrent
-calls cannot clobber each other.
+calls is either never written once shared (flags) or taken by one call at a
+time (recv's receive buffer, in C), so concurrent calls cannot clobber each
+other.
 
-A failed call releases the cffi view it made of the caller's buffer before
+A failed call of the Python paths releases the cffi view it made of the caller's buffer before
 its exception leaves: a traceback keeps frames, and a live view of a
 ``memoryview`` collected in a cycle with it crashes the interpreter (see
 :func:`cando.buffer.release_view`).
@@ -41,7 +49,7 @@ import select
 import socket as _socket
 import time
 import warnings
-from typing import Any, Callable, Final, List, Sequence, Tuple, TypeVar
+from typing import Any, Callable, List, Sequence, Tuple, TypeVar
 
 from . import _batch
 from ._args import INT_MAX as _INT_MAX
@@ -86,45 +94,14 @@ _MAX_BUFSIZE = 1 << 30
 # int64), waited out in poll() slices.
 _MAX_TIMEOUT = float((1 << 63) - 1) / 1e9
 _POLL_MAX_MS = (1 << 31) - 1
-# recv()/recvfrom() keep their buffer for the next call up to this size (the
-# largest datagram, 69608 bytes, fits); a one-off huge bufsize is not kept.
-_SCRATCH_KEEP = 1 << 17
 _EINTR = _errno.EINTR
 _EAGAIN = _errno.EAGAIN
 _NULL: Any = ffi.NULL
 _AF_VSOCK: int = lib.AF_VSOCK
-_NO_DEST = object()  # no sendto() yet: matches no address a caller can give
 _SOCKADDR_VM_SIZE: int = ffi.sizeof("struct sockaddr_vm")
-# Receive buffers for recv()/recvfrom(): no memset of bytes about to be overwritten.
+# Receive buffers of the Python paths: no memset of bytes about to be overwritten.
 _alloc_uninit: Callable[..., Any] = ffi.new_allocator(should_clear_after_alloc=False)
-# Scratch for one receive: (char[] cdata, its ffi.buffer: slices are the bytes
-# returned, a sockaddr_vm, its 32-bit words: indexing them is cheaper than
-# cffi field access, the buffer's size). Sockets pool them, so a receive
-# allocates only its result.
-_Scratch = Tuple[Any, Any, Any, memoryview, int]
-_BUF: Final = 0
-_BYTES: Final = 1
-_ADDR: Final = 2
-_WORDS: Final = 3
-_SIZE: Final = 4
-_PORT_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_port") // 4
-_CID_WORD: int = ffi.offsetof("struct sockaddr_vm", "svm_cid") // 4
 
-
-def _new_scratch(size: int) -> _Scratch:
-    buf = _alloc_uninit(_CHARS, size)  # uninitialised: only received bytes are read
-    addr = ffi.new("struct sockaddr_vm *")
-    return buf, ffi.buffer(buf), addr, memoryview(ffi.buffer(addr)).cast("I"), size
-
-
-# flags/nbytes at their default: `x is _ZERO` is one comparison where
-# `type(x) is int and not x` is three. Any other 0 (an IntFlag, say) still
-# works: it takes the checked path.
-_ZERO = 0
-
-# The hot path binds what it calls once: a global lookup beats a global plus an
-# attribute, and ffi.from_buffer with positional arguments skips keyword parsing
-# (105 ns instead of 210 ns for a writable view, measured here).
 _from_buffer: Callable[..., Any] = ffi.from_buffer
 _CHARS: Any = ffi.typeof("char[]")
 _recv_data: Callable[..., int] = lib.udo_vsock_udp_recv_data
@@ -238,10 +215,6 @@ class VsockSocket(_Core):
 
     def _init_fd(self, fd: int, timeout: float | None) -> None:
         self._fd = fd
-        # sendto()'s last destination: (the address object given, its checked
-        # value, its sockaddr_vm). Replaced whole, never mutated: thread-safe.
-        self._dest: Tuple[object, Address | None, Any] = (_NO_DEST, None, None)
-        self._scratch: List[_Scratch] = []  # receive scratch, see _new_scratch
         if timeout is not None:
             self.settimeout(timeout)
 
@@ -410,54 +383,28 @@ class VsockSocket(_Core):
             release_view(view)
             raise
 
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
-        """Like :meth:`recv_into`, also returning the sender's ``(cid, port)``.
-
-        Calls ``udo_vsock_udp_recv_data``.
-        """
+    def _recvfrom_into_checked(self, buffer: Any, nbytes: int = 0,
+                               flags: int = 0) -> Tuple[int, Address]:
+        """:meth:`recvfrom_into` with nbytes, flags, keywords, or arguments to check."""
         view = writable_view(buffer)
         try:
             size = _receive_size(view, nbytes)
-            info = _NULL if flags is _ZERO else _flags_ptr(flags)
+            info = _flags_ptr(flags)
+            addr = ffi.new("struct sockaddr_vm *")
+            n = self._recvfrom_raw(view, size, addr, info)
+            return n, (int(addr.svm_cid), int(addr.svm_port))
         except BaseException:
             release_view(view)
             raise
-        entry = self._take(1)  # for its sockaddr_vm
-        try:
-            n = self._recvfrom_raw(view, size, entry[_ADDR], info)
-            words = entry[_WORDS]
-            return n, (words[_CID_WORD], words[_PORT_WORD])  # before the entry is reused
-        except BaseException:
-            release_view(view)
-            raise
-        finally:
-            self._give(entry)
-
-    def _take(self, size: int) -> _Scratch:
-        """Scratch with room for ``size`` bytes, from the socket's pool (an entry
-        per concurrent caller, grown to the largest size asked, up to _SCRATCH_KEEP)."""
-        try:
-            entry = self._scratch.pop()
-        except IndexError:
-            return _new_scratch(size)
-        return entry if entry[_SIZE] >= size else _new_scratch(size)
-
-    def _give(self, entry: _Scratch) -> None:
-        if entry[_SIZE] <= _SCRATCH_KEEP:  # a one-off huge buffer is not kept
-            self._scratch.append(entry)
 
     def _recvfrom_checked(self, bufsize: object, flags: object = 0) -> Tuple[bytes, Address]:
         """:meth:`recvfrom` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
-        entry = self._take(size)
-        try:
-            n = self._recvfrom_raw(entry[_BUF], size, entry[_ADDR], info)
-            data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more
-            words = entry[_WORDS]
-            return data, (words[_CID_WORD], words[_PORT_WORD])
-        finally:
-            self._give(entry)
+        buf = _alloc_uninit(_CHARS, size)  # only received bytes are read
+        addr = ffi.new("struct sockaddr_vm *")
+        n = self._recvfrom_raw(buf, size, addr, info)
+        return ffi.buffer(buf, min(n, size))[:], (int(addr.svm_cid), int(addr.svm_port))
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
         """One receive with the sender's address (``udo_vsock_udp_recv_data``)."""
@@ -471,35 +418,18 @@ class VsockSocket(_Core):
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
-        entry = self._take(size)
-        try:
-            buf = entry[_BUF]
-            fd = self._fd
-            n = _recv_data(fd, buf, size, _NULL, info)
-            if n < 0:
-                n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
-            data: bytes = entry[_BYTES][:min(n, size)]  # MSG_TRUNC may report more
-            return data
-        finally:
-            self._give(entry)
+        buf = _alloc_uninit(_CHARS, size)
+        fd = self._fd
+        n = _recv_data(fd, buf, size, _NULL, info)
+        if n < 0:
+            n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
+        data: bytes = ffi.buffer(buf, min(n, size))[:]  # MSG_TRUNC may report more
+        return data
 
     # -- send -------------------------------------------------------------
-    def sendto(self, data: Any, address: Address, flags: int = 0) -> int:
-        """Send one datagram to ``(cid, port)``; return the bytes sent.
-
-        Calls ``udo_vsock_udp_send_data``.
-        """
-        dest = self._dest
-        if address is dest[0]:
-            addr = dest[2]
-        else:
-            checked = _check_address(address)
-            if checked == dest[1]:
-                addr = dest[2]
-            else:
-                addr = _sockaddr(checked)
-            self._dest = (address, checked, addr)
-        return self._send(data, addr, flags)
+    def _sendto_checked(self, data: Any, address: Address, flags: int = 0) -> int:
+        """:meth:`sendto` with flags, keywords, or arguments to check."""
+        return self._send(data, _sockaddr(_check_address(address)), flags)
 
     def _send_checked(self, data: Any, flags: int = 0) -> int:
         """:meth:`send` with flags, keywords, or data to check."""
@@ -507,8 +437,8 @@ class VsockSocket(_Core):
 
     def _send(self, data: Any, addr: Any, flags: object) -> int:
         """``udo_vsock_udp_send_data`` to ``addr`` (a sockaddr_vm, or NULL: the peer)."""
-        info = _NULL if flags is _ZERO else _flags_ptr(flags)
-        view = data if type(data) is bytes and data else _rbuffer(data)
+        info = _flags_ptr(flags)
+        view = _rbuffer(data)
         try:
             fd = self._fd
             n = _send_data(fd, view, len(view), addr, info)
@@ -624,14 +554,6 @@ class Server(_Instance):
     def __init__(self, cid: int = VMADDR_CID_ANY, port: int = -1) -> None:
         super().__init__(lib.udo_vsock_udp_server_create,
                          "struct udo_vsock_udp_server_create_info *", _SERVER, cid, port)
-
-    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Tuple[int, Address]:
-        """Receive into ``buffer`` (zero-copy), with the sender ``(cid, port)``.
-
-        Calls ``udo_vsock_udp_server_recv_data``, which records a failure in
-        the instance (see :attr:`last_error`); so does :meth:`recvfrom`.
-        """
-        return super().recvfrom_into(buffer, nbytes, flags)
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
         inst = self._instance

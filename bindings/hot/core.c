@@ -1,6 +1,6 @@
 /*
- * cando._hot.Core, the base type of cando.VsockSocket: send(), recv(),
- * recv_into() and recvfrom() for the common call (positional arguments, no
+ * cando._hot.Core, the base type of cando.VsockSocket: send(), sendto(),
+ * recv(), recv_into(), recvfrom() and recvfrom_into() for the common call (positional arguments, no
  * flags). Any other call (flags, nbytes, keywords, anything to check or
  * refuse) goes to the Python method of the same name plus "_checked", and
  * every failed call to the Python _after(): retries, timeouts and errors
@@ -31,7 +31,8 @@ typedef struct {
 } p_core;
 
 static PyObject *p_str_after;
-static PyObject *p_str_send, *p_str_recv, *p_str_recv_into, *p_str_recvfrom;
+static PyObject *p_str_send, *p_str_sendto, *p_str_recv, *p_str_recv_into, *p_str_recvfrom;
+static PyObject *p_str_recvfrom_into;
 
 /* The Python method `name` ("<method>_checked") with the caller's arguments. */
 static PyObject *p_checked(p_core *self, PyObject *name, PyObject *const *args, size_t nargsf,
@@ -210,6 +211,26 @@ static PyObject *p_recv_into(p_core *self, PyObject *const *args, size_t nargsf,
 	return rc < 0 ? NULL : PyLong_FromSsize_t(rc);
 }
 
+PyDoc_STRVAR(p_recvfrom_into_doc,
+"recvfrom_into($self, buffer, nbytes=0, flags=0)\n--\n\n"
+"Like :meth:`recv_into`, also returning the sender's ``(cid, port)``.\n\n"
+"Calls ``udo_vsock_udp_recv_data`` (:class:`Server`: ``udo_vsock_udp_server_recv_data``,\n"
+"which records a failure in the instance, see :attr:`last_error`).");
+
+static PyObject *p_recvfrom_into(p_core *self, PyObject *const *args, size_t nargsf,
+				 PyObject *kwnames)
+{
+	struct sockaddr_vm addr = { .svm_family = 0 };
+	Py_buffer view;
+	ssize_t rc;
+
+	if (!p_plain(args, nargsf, kwnames, 1, 3) || hot_borrow(args[0], &view, PyBUF_WRITABLE) < 0)
+		return p_checked(self, p_str_recvfrom_into, args, nargsf, kwnames);
+	rc = p_receive(self, view.buf, (size_t) view.len, &addr);
+	PyBuffer_Release(&view);
+	return rc < 0 ? NULL : hot_pair(PyLong_FromSsize_t(rc), hot_sender(&addr));
+}
+
 PyDoc_STRVAR(p_send_doc,
 "send($self, data, flags=0)\n--\n\n"
 "Send one datagram to the destination (:class:`Client`) or the connected peer;\n"
@@ -218,28 +239,76 @@ PyDoc_STRVAR(p_send_doc,
 "needed), else ``udo_vsock_udp_send_data`` without an address (the socket must\n"
 "be connected, else ``ENOTCONN``).");
 
-static PyObject *p_send(p_core *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+/* Send the borrowed `data` to `addr` (NULL: the destination or peer); release it. */
+static PyObject *p_transmit(p_core *self, Py_buffer *data, const struct sockaddr_vm *addr)
 {
-	int client = self->kind == P_CLIENT;
+	int client = !addr && self->kind == P_CLIENT;
 	double deadline = 0.0;
-	Py_buffer data;
 	ssize_t rc;
 	int fd;
 
-	if (!p_plain(args, nargsf, kwnames, 1, 2) || hot_borrow(args[0], &data, PyBUF_SIMPLE) < 0)
-		return p_checked(self, p_str_send, args, nargsf, kwnames);
 	do {
 		fd = self->fd;
 		Py_BEGIN_ALLOW_THREADS
 		if (client)
-			rc = udo_vsock_udp_client_send_data(self->vsock, data.buf,
-							    (size_t) data.len, NULL);
+			rc = udo_vsock_udp_client_send_data(self->vsock, data->buf,
+							    (size_t) data->len, NULL);
 		else
-			rc = udo_vsock_udp_send_data(fd, data.buf, (size_t) data.len, NULL, NULL);
+			rc = udo_vsock_udp_send_data(fd, data->buf, (size_t) data->len, addr, NULL);
 		Py_END_ALLOW_THREADS
 	} while (rc < 0 && p_after(self, rc, 1, client, &deadline) == 0);
-	PyBuffer_Release(&data);
+	PyBuffer_Release(data);
 	return rc < 0 ? NULL : PyLong_FromSsize_t(rc);
+}
+
+static PyObject *p_send(p_core *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+	Py_buffer data;
+
+	if (!p_plain(args, nargsf, kwnames, 1, 2) || hot_borrow(args[0], &data, PyBUF_SIMPLE) < 0)
+		return p_checked(self, p_str_send, args, nargsf, kwnames);
+	return p_transmit(self, &data, NULL);
+}
+
+/* A u32 from a plain int; 0 if it is none (the checked path says why). */
+static int p_u32(PyObject *obj, unsigned int *out)
+{
+	unsigned long v;
+
+	if (!PyLong_CheckExact(obj))
+		return 0;
+	v = PyLong_AsUnsignedLong(obj);
+	if (v == (unsigned long) -1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		return 0;
+	}
+	*out = (unsigned int) v;
+	return v <= UINT_MAX;
+}
+
+/* A (cid, port) tuple of plain ints into `addr`; 0 if it is not one. */
+static int p_address(PyObject *obj, struct sockaddr_vm *addr)
+{
+	return PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
+	       p_u32(PyTuple_GET_ITEM(obj, 0), &addr->svm_cid) &&
+	       p_u32(PyTuple_GET_ITEM(obj, 1), &addr->svm_port);
+}
+
+PyDoc_STRVAR(p_sendto_doc,
+"sendto($self, data, address, flags=0)\n--\n\n"
+"Send one datagram to ``address``, a ``(cid, port)``; return the bytes sent.\n\n"
+"Calls ``udo_vsock_udp_send_data``.");
+
+static PyObject *p_sendto(p_core *self, PyObject *const *args, size_t nargsf,
+			  PyObject *kwnames)
+{
+	struct sockaddr_vm addr = { .svm_family = AF_VSOCK };
+	Py_buffer data;
+
+	if (!p_plain(args, nargsf, kwnames, 2, 3) || !p_address(args[1], &addr) ||
+	    hot_borrow(args[0], &data, PyBUF_SIMPLE) < 0)
+		return p_checked(self, p_str_sendto, args, nargsf, kwnames);
+	return p_transmit(self, &data, &addr);
 }
 
 PyDoc_STRVAR(p_new_instance_doc,
@@ -267,10 +336,13 @@ static PyObject *p_new_instance(p_core *self, PyObject *arg)
 
 static PyMethodDef p_core_methods[] = {
 	{ "send", HOT_VECTORCALL(p_send), METH_FASTCALL | METH_KEYWORDS, p_send_doc },
+	{ "sendto", HOT_VECTORCALL(p_sendto), METH_FASTCALL | METH_KEYWORDS, p_sendto_doc },
 	{ "recv", HOT_VECTORCALL(p_recv), METH_FASTCALL | METH_KEYWORDS, p_recv_doc },
 	{ "recv_into", HOT_VECTORCALL(p_recv_into), METH_FASTCALL | METH_KEYWORDS,
 	  p_recv_into_doc },
 	{ "recvfrom", HOT_VECTORCALL(p_recvfrom), METH_FASTCALL | METH_KEYWORDS, p_recvfrom_doc },
+	{ "recvfrom_into", HOT_VECTORCALL(p_recvfrom_into), METH_FASTCALL | METH_KEYWORDS,
+	  p_recvfrom_into_doc },
 	{ "_new_instance", (PyCFunction) p_new_instance, METH_O, p_new_instance_doc },
 	{ NULL, NULL, 0, NULL },
 };
@@ -300,9 +372,11 @@ static int p_intern(PyObject **slot, const char *text)
 int hot_core_init(void)
 {
 	if (p_intern(&p_str_after, "_after") < 0 || p_intern(&p_str_send, "_send_checked") < 0 ||
+	    p_intern(&p_str_sendto, "_sendto_checked") < 0 ||
 	    p_intern(&p_str_recv, "_recv_checked") < 0 ||
 	    p_intern(&p_str_recv_into, "_recv_into_checked") < 0 ||
-	    p_intern(&p_str_recvfrom, "_recvfrom_checked") < 0)
+	    p_intern(&p_str_recvfrom, "_recvfrom_checked") < 0 ||
+	    p_intern(&p_str_recvfrom_into, "_recvfrom_into_checked") < 0)
 		return -1;
 	return PyType_Ready(&hot_core_type);
 }
