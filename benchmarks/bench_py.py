@@ -12,6 +12,7 @@ ratios (pairs measured back to back).
     socket_into      socket.sendto + socket.recv_into         (the stdlib, no copy)
     cando            Client.send + Server.recv
     cando_recvfrom   Client.send + Server.recvfrom
+    cando_sendto     Client.sendto + Server.recvfrom          (the stdlib's two calls)
     cando_into       Client.send + Server.recv_into(bytearray) (zero-copy)
     cando_buffer     Client.send + Server.recv_into(cando.Buffer) (zero-copy,
                      no object made per call)
@@ -47,12 +48,13 @@ from cando._cando import ffi, lib
 
 SIZES = [0, 64, 256, 1024, 4096, 16384, 65536]
 MAX_PAYLOAD = 65536
-VARIANTS = ["socket", "socket_into", "cando", "cando_recvfrom", "cando_into",
+VARIANTS = ["socket", "socket_into", "cando", "cando_recvfrom", "cando_sendto", "cando_into",
             "cando_buffer", "batch", "batch_into", "cffi_bare", "batch_bare"]
 # (name, numerator, denominator): a throughput ratio is den_time / num_time.
 RATIOS = [
     ("cando_vs_socket", "cando", "socket"),                   # target >= 1.0
     ("cando_recvfrom_vs_socket", "cando_recvfrom", "socket"),
+    ("cando_sendto_vs_socket", "cando_sendto", "socket"),     # the same two calls
     ("cando_into_vs_socket", "cando_into", "socket"),         # target >= 1.15
     ("cando_into_vs_socket_into", "cando_into", "socket_into"),
     ("cando_buffer_vs_socket", "cando_buffer", "socket"),           # target >= 1.15
@@ -155,6 +157,13 @@ class Bench:
                 for _ in range(n):
                     sendto(payload, dest)
                     recv_into(buf)
+        elif variant == "cando_sendto":
+            sendto, recvfrom, dest = self.cli.sendto, self.srv.recvfrom, self.dest
+
+            def run(n: int) -> None:
+                for _ in range(n):
+                    sendto(payload, dest)
+                    recvfrom(bufsize)
         elif variant in ("cando", "cando_recvfrom", "cando_into", "cando_buffer"):
             send = self.cli.send
             recv_fn: Callable[[Any], Any] = {

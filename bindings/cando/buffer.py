@@ -1,10 +1,15 @@
-"""Receive memory that cando owns, so receiving into it allocates nothing.
+"""Receive memory that cando owns.
 
-The receive methods take any writable bytes-like object, but handing a
-``bytearray`` to C through cffi needs a view object made for each call (cffi
-cannot borrow a buffer without one) and released at once. A :class:`Buffer`
-is C memory from the start: ``recv_into``, ``recvfrom_into`` and
-``recv_many_into`` pass it to libcando as it is, with no object made per call.
+The receive methods borrow any writable bytes-like object for the call, with
+nothing allocated per datagram. A :class:`Buffer` is such memory owned by
+cando: zeroed C memory of a fixed size, read as ``bytes`` slices or through a
+``memoryview``, a bytes-like object itself on Python 3.12+. The C methods
+(``cando._hot``) borrow it through its ``view``; the Python paths pass its
+cdata to cffi as it is.
+
+Also here: the helpers the Python paths use to hand a caller's buffer to cffi
+(:func:`writable_view`) and to let go of it when a call fails
+(:func:`release_view`).
 """
 
 from __future__ import annotations
