@@ -13,6 +13,7 @@ import errno
 import gc
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -429,3 +430,33 @@ def test_hot_c_has_no_warnings(compiler: str) -> None:
          *map(str, sorted(hot.glob("*.c")))], capture_output=True, text=True,
         timeout=PROC_TIMEOUT)
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+
+
+def test_hot_paths_under_asan_and_ubsan(tmp_path: Path, wrapped_env: Any) -> None:
+    """The same paths with bindings/hot built under AddressSanitizer and
+    UndefinedBehaviorSanitizer (gcc, halting on the first report), in a copy of
+    the installed package, the ASan runtime preloaded before the wrapper."""
+    pkg = Path(cando.__file__).resolve().parent
+    copy = tmp_path / "cando"
+    shutil.copytree(pkg, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    hot = Path(__file__).resolve().parent.parent / "bindings" / "hot"
+    (target,) = copy.glob("_hot.*.so")
+    subprocess.run(
+        ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE", "-O1", "-g",
+         "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+         "-shared", "-fPIC", "-I" + sysconfig.get_paths()["include"], "-I" + cando.get_include(),
+         *map(str, sorted(hot.glob("*.c"))), "-L" + str(copy), "-Wl,-rpath," + str(copy),
+         "-lcando", "-o", str(target)], check=True, timeout=PROC_TIMEOUT)
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    env = wrapped_env()
+    env.update(PYTHONPATH=str(tmp_path), LD_PRELOAD=f"{asan} {env['LD_PRELOAD']}",
+               ASAN_OPTIONS="detect_leaks=0",  # the interpreter keeps its own at exit
+               UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1")
+    probe = ("import ctypes, cando._hot as h\n"
+             f"assert h.__file__.startswith({str(tmp_path)!r}), h.__file__\n"
+             "assert hasattr(ctypes.CDLL(None), '__asan_init')\n")
+    proc = subprocess.run([sys.executable, "-c", probe + VALGRIND_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=PROC_TIMEOUT * 3)
+    assert proc.returncode == 0 and proc.stdout.strip() == "done", proc.stderr[-4000:]
+    assert "runtime error" not in proc.stderr and "AddressSanitizer" not in proc.stderr
