@@ -1,4 +1,4 @@
-"""``cando._hot``: the sockets' per-datagram methods in C (``bindings/hot/hot.c``).
+"""``cando._hot``: the sockets' per-datagram methods and the batch loops in C (``bindings/hot/``).
 
 The C methods take the common call themselves and hand everything else to the
 Python paths; these tests hold the two to the same results, check what only
@@ -14,6 +14,7 @@ import gc
 import inspect
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -42,6 +43,12 @@ def test_the_hot_methods_are_c_methods_with_signatures() -> None:
     assert "udo_vsock_udp_recv_data" in (Server.recv.__doc__ or "")
 
 
+def _as_buffer(data: bytes) -> Buffer:
+    buf = Buffer(len(data))
+    buf.view[:] = data
+    return buf
+
+
 def w_both_paths() -> dict[str, Any]:
     """Each method called the C way (positional, no flags) and the Python way
     (keywords, explicit flags), on datagrams of sizes around the hand-over size."""
@@ -66,7 +73,8 @@ def w_both_paths() -> dict[str, Any]:
                 lambda d: cli.send(bytearray(d)), lambda d: cli.send(memoryview(d)),
                 lambda d: cli.sendto(d, dest), lambda d: cli.sendto(d, dest, 0),
                 lambda d: cli.sendto(d, address=dest),
-                lambda d: cli.sendto(d, tuple([2, srv.port]))]
+                lambda d: cli.sendto(d, tuple([2, srv.port])),
+                lambda d: cli.send(_as_buffer(d)), lambda d: cli.send(_as_buffer(d), flags=0)]
             for send in sends:
                 assert send(data) == size
                 buf = bytearray(size + 5)
@@ -101,7 +109,7 @@ def w_both_paths() -> dict[str, Any]:
 def test_c_and_python_paths_agree(wrapped_worker: Any) -> None:
     out = wrapped_worker.call(w_both_paths)
     for size in (1, 63, 8191, 8192, 8193, 65536):
-        assert out[size] == [True] * 19, size
+        assert out[size] == [True] * 21, size
     assert out["recv_short"] == out["recv_short_checked"] == b"abc"
     assert out["nbytes"] == (2, b"ab\0")
     assert out["into_short"] == (4, b"abcd\0")
@@ -346,6 +354,9 @@ def test_private_c_entry_points_refuse_bad_use() -> None:
     assert core._new_instance(1) > 0
     with pytest.raises(ValueError, match="once"):
         core._new_instance(2)
+    buf = Buffer(4)
+    with pytest.raises(AttributeError):
+        buf.view = memoryview(bytearray(3))  # type: ignore[misc]
     with pytest.raises(TypeError):
         _hot._set_buffer_type(42)  # type: ignore[arg-type]
     batch = _hot.Batch()
@@ -363,9 +374,97 @@ def test_private_c_entry_points_refuse_bad_use() -> None:
     assert batch.recv_into(-1, 8, 0, bytearray(64)) == -errno.EINVAL  # the library refuses fd -1
     assert _hot._send_batch(-1, (b"x",), None, 0) == -errno.EINVAL  # the library refuses fd -1
     assert _hot._send_batch(-1, (b"x", b""), (2, 5), 0) is None
-    for bad in [(0, [b"x"], None, 0), (0, (b"x",), [2, 5], 0), (0, (b"x",), ("a", 5), 0)]:
+    with pytest.raises(TypeError):
+        _hot._send_batch(0, [b"x"], None, 0)
+    for dest in ([2, 5], ("a", 5), (2, -1), (2, 1 << 32), (True, 5)):
+        with pytest.raises(ValueError, match="dest"):
+            _hot._send_batch(0, (b"x",), dest, 0)
+
+    class Fd:  # an argument whose conversion runs Python: after a failed one, none may
+        calls = 0
+
+        def __index__(self) -> int:
+            Fd.calls += 1
+            return 5
+
+    for args in [(0, "x", 0, 1), (0, 8, 0, "x"), (Fd(), "x", 0, 1)]:
         with pytest.raises(TypeError):
-            _hot._send_batch(*bad)
+            batch.recv(*args)  # a SystemError if an exception were left pending
+    assert Fd.calls == 1
+
+
+ZEROED_INSTANCE = r"""
+import os, socket
+from cando import _hot
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+os.dup2(a.fileno(), 0)  # fd 0 is what zeroed instance memory names
+b.setblocking(False)
+b.send(b"for fd 0")
+out = []
+for kind, call in ((1, lambda c: c.send(b"to fd 0?")), (2, lambda c: c.recvfrom(64))):
+    core = _hot.Core()
+    core._new_instance(kind)  # memory, but no instance created in it: fd stays -1
+    try:
+        call(core)
+        out.append("used fd 0")
+    except AttributeError:  # the fd path, with -1, asked the missing Python half
+        out.append("refused")
+try:
+    out.append(b.recv(64))
+except BlockingIOError:
+    out.append("nothing")
+print(out, a.recv(64))
+"""
+
+
+def test_instance_memory_before_create_is_not_fd_0() -> None:
+    """_new_instance memory is zeroed (its fd field reads 0) until a create runs:
+    the C methods go by the socket's own fd (-1), never by that field."""
+    proc = subprocess.run([sys.executable, "-c", ZEROED_INSTANCE], capture_output=True,
+                          text=True, timeout=PROC_TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['refused', 'refused', 'nothing'] b'for fd 0'"
+
+
+def w_batch_reentered() -> dict[str, Any]:
+    """A Batch used again while its results are being made (from a gc callback,
+    as another thread or a __del__ could): refused, and the first results intact."""
+    out: dict[str, Any] = {}
+    with Server(port=-1) as srv, Client(2, srv.port) as cli:
+        for i in range(8):
+            cli.send(bytes([65 + i]) * 40)
+        batch = _hot.Batch()
+        state = {"armed": True}
+
+        def callback(phase: str, info: dict[str, Any]) -> None:
+            if phase == "start" and state["armed"]:
+                state["armed"] = False
+                try:
+                    batch.recv_into(srv.fileno(), 64, socket.MSG_DONTWAIT, bytearray(1024))
+                    out["nested"] = "ran"
+                except RuntimeError as exc:
+                    out["nested"] = str(exc)
+
+        keep = [(i, -i) for i in range(5000)]  # no free 2-tuples: the results allocate
+        gc.callbacks.append(callback)
+        threshold = gc.get_threshold()
+        gc.set_threshold(1)
+        try:
+            got = batch.recv(srv.fileno(), 64, socket.MSG_DONTWAIT, 8)
+        finally:
+            gc.set_threshold(*threshold)
+            gc.callbacks.remove(callback)
+        del keep
+        out["got"] = [data for data, _ in got]
+        out["fired"] = not state["armed"]
+    return out
+
+
+def test_a_batch_cannot_be_reused_while_its_results_are_made(wrapped_worker: Any) -> None:
+    out = wrapped_worker.call(w_batch_reentered)
+    assert out["fired"], out  # the collector did run while the results were made
+    assert out["nested"] == "this Batch is in use by another call"
+    assert out["got"] == [bytes([65 + i]) * 40 for i in range(8)]
 
 
 VALGRIND_SCRIPT = r"""

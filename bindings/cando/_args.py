@@ -24,7 +24,9 @@ def check_address(address: object) -> Tuple[int, int]:
     """A ``(cid, port)`` destination, both unsigned 32-bit as in ``sockaddr_vm``."""
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"address must be a (cid, port) tuple, not {type(address).__name__}")
-    return check_int("cid", address[0], 0, U32_MAX), check_int("port", address[1], 0, U32_MAX)
+    # Plain ints: an IntEnum member is accepted and passed on as its value.
+    return (int(check_int("cid", address[0], 0, U32_MAX)),
+            int(check_int("port", address[1], 0, U32_MAX)))
 
 
 def check_flags(flags: object) -> int:

@@ -183,7 +183,7 @@ def recv_many_into(fd: int, buffer: Any, bufsize: int,
     ``i * bufsize``. Returns ``[(nbytes, (cid, port)), ...]``. Flags as
     :func:`recv_many`; with ``MSG_TRUNC`` a socket that reports a datagram's
     untruncated length (AF_UNIX does, vsock does not) reports it here too, as
-    ``recv_into`` does. The arrays are reused while the same buffer comes back.
+    ``recv_into`` does. The buffer is borrowed for the call; nothing is copied.
     """
     _check_int("fd", fd, 0, _INT_MAX)
     _check_int("bufsize", bufsize, 1, _MAX_BUFSIZE)

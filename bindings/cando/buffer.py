@@ -37,12 +37,19 @@ class Buffer:
     ``Buffer`` or a view of it.
     """
 
-    __slots__ = ("__weakref__", "_cdata", "_size", "view")
+    __slots__ = ("__weakref__", "_cdata", "_size", "_view")
 
     def __init__(self, size: int) -> None:
         self._size: int = check_int("size", size, 1, _MAX_SIZE)
         self._cdata: Any = ffi.new("char[]", self._size)
-        self.view: memoryview = memoryview(ffi.buffer(self._cdata))
+        # What the C methods borrow (cando._hot reads _view); the cffi paths
+        # pass _cdata. The same memory: view is read-only so they cannot part.
+        self._view: memoryview = memoryview(ffi.buffer(self._cdata))
+
+    @property
+    def view(self) -> memoryview:
+        """A writable :class:`memoryview` of the memory itself (no copy)."""
+        return self._view
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # The receive methods recognise a Buffer by its exact type (one
@@ -55,7 +62,7 @@ class Buffer:
     def __copy__(self) -> Buffer:
         """A new Buffer with a copy of the bytes (not a second handle on this memory)."""
         other = Buffer(self._size)
-        other.view[:] = self.view
+        other._view[:] = self._view
         return other
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Buffer:
@@ -69,14 +76,14 @@ class Buffer:
 
     def __getitem__(self, index: int | slice) -> int | bytes:
         if isinstance(index, slice):
-            return self.view[index].tobytes()
-        return int(self.view[index])
+            return self._view[index].tobytes()
+        return int(self._view[index])
 
     def __bytes__(self) -> bytes:
-        return self.view.tobytes()
+        return self._view.tobytes()
 
     def __buffer__(self, flags: int) -> memoryview:  # PEP 688 (Python 3.12+)
-        return self.view
+        return self._view
 
     def __repr__(self) -> str:
         return f"<cando.Buffer size={self._size}>"

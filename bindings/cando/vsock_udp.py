@@ -121,6 +121,8 @@ def _rbuffer(obj: object) -> Any:
         if obj:
             return obj
         raise ValueError("data is empty: the C API sends no 0-byte datagrams (size 0 is -EINVAL)")
+    if type(obj) is Buffer:
+        return obj._cdata  # never empty
     try:
         view = _from_buffer(_CHARS, obj, False)
     except (BufferError, TypeError) as exc:
@@ -228,6 +230,7 @@ class VsockSocket(_Core):
         if fd >= 0:
             self._fd = -1
             self._release(fd)
+            self._drop_scratch()
 
     @property
     def closed(self) -> bool:

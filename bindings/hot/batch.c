@@ -63,14 +63,16 @@ PyObject *hot_send_batch(PyObject *module, PyObject *const *args, Py_ssize_t nar
 	ssize_t rc;
 
 	(void) module;
-	if (nargs != 4 || !PyTuple_Check(args[1]) ||
-	    (args[2] != Py_None && !PyTuple_Check(args[2]))) {
+	if (nargs != 4 || !PyTuple_Check(args[1])) {
 		PyErr_SetString(PyExc_TypeError, "_send_batch(fd, tuple, (cid, port) or None, flags)");
 		return NULL;
 	}
-	if (p_as_int(args[0], &fd) < 0 || p_as_int(args[3], &flags) < 0 ||
-	    (args[2] != Py_None && !PyArg_ParseTuple(args[2], "II", &addr.svm_cid, &addr.svm_port)))
+	if (p_as_int(args[0], &fd) < 0 || p_as_int(args[3], &flags) < 0)
 		return NULL;
+	if (args[2] != Py_None && !hot_address(args[2], &addr)) {
+		PyErr_SetString(PyExc_ValueError, "_send_batch: dest is no checked (cid, port)");
+		return NULL;
+	}
 	n = PyTuple_GET_SIZE(args[1]);
 	if (n > UDO_VSOCK_UDP_BATCH_MAX) {
 		dgrams = PyMem_Calloc((size_t) n, sizeof(*dgrams));
@@ -149,11 +151,9 @@ static ssize_t p_recv_batch(p_batch *self, int fd, size_t count, int flags)
 {
 	ssize_t rc;
 
-	self->busy = 1;
 	Py_BEGIN_ALLOW_THREADS
 	rc = udo_vsock_udp_recv_batch(fd, self->dgrams, count, flags ? &flags : NULL);
 	Py_END_ALLOW_THREADS
-	self->busy = 0;
 	return rc;
 }
 
@@ -191,20 +191,30 @@ static PyObject *p_results(p_batch *self, ssize_t n, int with_data)
 	return list;
 }
 
-/* fd, count or nothing, bufsize, flags: -1 with the exception set if any is wrong. */
+/* The call's outcome: results, or the negative errno. Busy until the results
+ * are made: making them can run Python (the collector, another thread), which
+ * must not reuse the arrays they are read from. */
+static PyObject *p_outcome(p_batch *self, ssize_t rc, int with_data)
+{
+	PyObject *res = rc < 0 ? PyLong_FromSsize_t(rc) : p_results(self, rc, with_data);
+
+	self->busy = 0;
+	return res;
+}
+
+/* fd, bufsize, flags: -1 with the exception set at the first that is wrong. */
 static int p_args(p_batch *self, PyObject *const *args, int *fd, size_t *bufsize, int *flags)
 {
-	long size;
+	int size;
 
 	if (self->busy) {
 		PyErr_SetString(PyExc_RuntimeError, "this Batch is in use by another call");
 		return -1;
 	}
-	size = PyLong_AsLong(args[1]);
-	if (p_as_int(args[0], fd) < 0 || (size == -1 && PyErr_Occurred()) ||
+	if (p_as_int(args[0], fd) < 0 || p_as_int(args[1], &size) < 0 ||
 	    p_as_int(args[2], flags) < 0)
 		return -1;
-	if (size < 1 || size > INT_MAX) {
+	if (size < 1) {
 		PyErr_SetString(PyExc_ValueError, "bufsize out of range");
 		return -1;
 	}
@@ -228,8 +238,10 @@ static PyObject *p_recv(p_batch *self, PyObject *const *args, Py_ssize_t nargs)
 		PyErr_SetString(PyExc_TypeError, "recv(fd, bufsize, flags, count)");
 		return NULL;
 	}
+	if (p_args(self, args, &fd, &bufsize, &flags) < 0)
+		return NULL;
 	want = PyLong_AsSsize_t(args[3]);
-	if (p_args(self, args, &fd, &bufsize, &flags) < 0 || (want == -1 && PyErr_Occurred()))
+	if (want == -1 && PyErr_Occurred())
 		return NULL;
 	if (want < 1 || (size_t) want > P_MAX_COUNT) {
 		PyErr_SetString(PyExc_ValueError, "count out of range");
@@ -249,8 +261,9 @@ static PyObject *p_recv(p_batch *self, PyObject *const *args, Py_ssize_t nargs)
 		self->data_size = count * bufsize;
 	}
 	p_slots(self, self->data, count, bufsize);
+	self->busy = 1;
 	rc = p_recv_batch(self, fd, count, flags);
-	return rc < 0 ? PyLong_FromSsize_t(rc) : p_results(self, rc, 1);
+	return p_outcome(self, rc, 1);
 }
 
 PyDoc_STRVAR(p_recv_into_doc,
@@ -284,9 +297,10 @@ static PyObject *p_recv_into(p_batch *self, PyObject *const *args, Py_ssize_t na
 		Py_RETURN_NONE;
 	}
 	p_slots(self, view.buf, count, bufsize);
+	self->busy = 1;
 	rc = p_recv_batch(self, fd, count, flags);
-	PyBuffer_Release(&view);
-	return rc < 0 ? PyLong_FromSsize_t(rc) : p_results(self, rc, 0);
+	PyBuffer_Release(&view); /* results hold lengths and senders, not the slots */
+	return p_outcome(self, rc, 0);
 }
 
 static PyObject *p_nbytes(p_batch *self, void *closure)

@@ -97,7 +97,7 @@ static int p_after(p_core *self, ssize_t rc, int writing, int instance, double *
 /* One receive into `buf`, retried as _after() says; the sender into `addr` if given. */
 static ssize_t p_receive(p_core *self, void *buf, size_t size, struct sockaddr_vm *addr)
 {
-	int server = addr && self->kind == P_SERVER;
+	int server = addr && self->kind == P_SERVER && self->fd >= 0; /* created, not closed */
 	double deadline = 0.0;
 	ssize_t rc;
 	int fd;
@@ -237,12 +237,12 @@ PyDoc_STRVAR(p_send_doc,
 "return the bytes sent.\n\n"
 "Calls ``udo_vsock_udp_client_send_data`` (:class:`Client`: no :meth:`connect`\n"
 "needed), else ``udo_vsock_udp_send_data`` without an address (the socket must\n"
-"be connected, else ``ENOTCONN``).");
+"be connected, else ``EINVAL``, as the kernel says).");
 
 /* Send the borrowed `data` to `addr` (NULL: the destination or peer); release it. */
 static PyObject *p_transmit(p_core *self, Py_buffer *data, const struct sockaddr_vm *addr)
 {
-	int client = !addr && self->kind == P_CLIENT;
+	int client = !addr && self->kind == P_CLIENT && self->fd >= 0;
 	double deadline = 0.0;
 	ssize_t rc;
 	int fd;
@@ -270,30 +270,6 @@ static PyObject *p_send(p_core *self, PyObject *const *args, size_t nargsf, PyOb
 	return p_transmit(self, &data, NULL);
 }
 
-/* A u32 from a plain int; 0 if it is none (the checked path says why). */
-static int p_u32(PyObject *obj, unsigned int *out)
-{
-	unsigned long v;
-
-	if (!PyLong_CheckExact(obj))
-		return 0;
-	v = PyLong_AsUnsignedLong(obj);
-	if (v == (unsigned long) -1 && PyErr_Occurred()) {
-		PyErr_Clear();
-		return 0;
-	}
-	*out = (unsigned int) v;
-	return v <= UINT_MAX;
-}
-
-/* A (cid, port) tuple of plain ints into `addr`; 0 if it is not one. */
-static int p_address(PyObject *obj, struct sockaddr_vm *addr)
-{
-	return PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
-	       p_u32(PyTuple_GET_ITEM(obj, 0), &addr->svm_cid) &&
-	       p_u32(PyTuple_GET_ITEM(obj, 1), &addr->svm_port);
-}
-
 PyDoc_STRVAR(p_sendto_doc,
 "sendto($self, data, address, flags=0)\n--\n\n"
 "Send one datagram to ``address``, a ``(cid, port)``; return the bytes sent.\n\n"
@@ -305,7 +281,7 @@ static PyObject *p_sendto(p_core *self, PyObject *const *args, size_t nargsf,
 	struct sockaddr_vm addr = { .svm_family = AF_VSOCK };
 	Py_buffer data;
 
-	if (!p_plain(args, nargsf, kwnames, 2, 3) || !p_address(args[1], &addr) ||
+	if (!p_plain(args, nargsf, kwnames, 2, 3) || !hot_address(args[1], &addr) ||
 	    hot_borrow(args[0], &data, PyBUF_SIMPLE) < 0)
 		return p_checked(self, p_str_sendto, args, nargsf, kwnames);
 	return p_transmit(self, &data, &addr);
@@ -334,6 +310,13 @@ static PyObject *p_new_instance(p_core *self, PyObject *arg)
 	return PyLong_FromVoidPtr(self->vsock);
 }
 
+static PyObject *p_drop_scratch(p_core *self, PyObject *unused)
+{
+	(void) unused;
+	Py_CLEAR(self->scratch);
+	Py_RETURN_NONE;
+}
+
 static PyMethodDef p_core_methods[] = {
 	{ "send", HOT_VECTORCALL(p_send), METH_FASTCALL | METH_KEYWORDS, p_send_doc },
 	{ "sendto", HOT_VECTORCALL(p_sendto), METH_FASTCALL | METH_KEYWORDS, p_sendto_doc },
@@ -344,6 +327,8 @@ static PyMethodDef p_core_methods[] = {
 	{ "recvfrom_into", HOT_VECTORCALL(p_recvfrom_into), METH_FASTCALL | METH_KEYWORDS,
 	  p_recvfrom_into_doc },
 	{ "_new_instance", (PyCFunction) p_new_instance, METH_O, p_new_instance_doc },
+	{ "_drop_scratch", (PyCFunction) p_drop_scratch, METH_NOARGS,
+	  PyDoc_STR("Free recv()'s receive buffer (close() calls it).") },
 	{ NULL, NULL, 0, NULL },
 };
 

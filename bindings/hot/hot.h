@@ -38,6 +38,9 @@ int hot_borrow(PyObject *obj, Py_buffer *view, int flags);
 /* (first, second), stealing both references; NULL if either is NULL. */
 PyObject *hot_pair(PyObject *first, PyObject *second);
 
+/* A (cid, port) tuple of plain ints (u32) into addr's cid and port; 0 if it is none. */
+int hot_address(PyObject *obj, struct sockaddr_vm *addr);
+
 /* A sender's (cid, port), as socket reports an AF_VSOCK address. */
 PyObject *hot_sender(const struct sockaddr_vm *addr);
 

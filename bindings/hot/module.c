@@ -12,7 +12,7 @@ int hot_borrow(PyObject *obj, Py_buffer *view, int flags)
 
 	if ((PyObject *) Py_TYPE(obj) == p_buffer_type) {
 		/* Before 3.12 a Python class cannot be a buffer: its memoryview is. */
-		mem = PyObject_GetAttr(obj, p_str_view);
+		mem = PyObject_GetAttr(obj, p_str_view); /* the slot _view */
 		rc = mem ? PyObject_GetBuffer(mem, view, flags) : -1;
 		Py_XDECREF(mem); /* the view holds the memoryview */
 	} else {
@@ -47,6 +47,29 @@ PyObject *hot_sender(const struct sockaddr_vm *addr)
 {
 	return hot_pair(PyLong_FromUnsignedLong(addr->svm_cid),
 			PyLong_FromUnsignedLong(addr->svm_port));
+}
+
+/* A u32 from a plain int; 0 if it is none (the checked path says why). */
+static int p_u32(PyObject *obj, unsigned int *out)
+{
+	unsigned long v;
+
+	if (!PyLong_CheckExact(obj))
+		return 0;
+	v = PyLong_AsUnsignedLong(obj);
+	if (v == (unsigned long) -1 && PyErr_Occurred()) {
+		PyErr_Clear();
+		return 0;
+	}
+	*out = (unsigned int) v;
+	return v <= UINT_MAX;
+}
+
+int hot_address(PyObject *obj, struct sockaddr_vm *addr)
+{
+	return PyTuple_CheckExact(obj) && PyTuple_GET_SIZE(obj) == 2 &&
+	       p_u32(PyTuple_GET_ITEM(obj, 0), &addr->svm_cid) &&
+	       p_u32(PyTuple_GET_ITEM(obj, 1), &addr->svm_port);
 }
 
 static PyObject *p_set_buffer_type(PyObject *module, PyObject *type)
@@ -98,7 +121,7 @@ PyMODINIT_FUNC PyInit__hot(void)
 	PyObject *module;
 
 	hot_zero = PyLong_FromLong(0);
-	p_str_view = PyUnicode_InternFromString("view");
+	p_str_view = PyUnicode_InternFromString("_view");
 	if (!hot_zero || !p_str_view || hot_core_init() < 0)
 		return NULL;
 	module = PyModule_Create(&p_module);
