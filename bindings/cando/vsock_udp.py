@@ -299,6 +299,7 @@ class VsockSocket(_Core):
         timeout = _check_timeout(value)
         os.set_blocking(self._live_fd(), timeout is None)
         self._timeout = timeout
+        self._blocking = timeout is None  # read by the C methods
 
     def gettimeout(self) -> float | None:
         """The timeout in seconds, ``0.0`` when non-blocking, ``None`` when blocking."""
