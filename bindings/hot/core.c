@@ -1,10 +1,10 @@
 /*
  * cando._hot.Core, the base type of cando.VsockSocket: send(), sendto(),
- * recv(), recv_into(), recvfrom() and recvfrom_into() for the common call (positional arguments, no
- * flags). Any other call (flags, nbytes, keywords, anything to check or
- * refuse) goes to the Python method of the same name plus "_checked", and
- * every failed call to the Python _after(): retries, timeouts and errors
- * stay in Python.
+ * recv(), recv_into(), recvfrom() and recvfrom_into() for the common call
+ * (positional arguments, no flags). Any other call (flags, nbytes, keywords,
+ * anything to check or refuse) goes to the Python method of the same name
+ * plus "_checked", and every failed call to the Python _after(): retries,
+ * timeouts and errors stay in Python.
  *
  * A Client's or Server's libcando instance lives in memory Core owns
  * (_new_instance); cando.vsock_udp creates and destroys the instance in it.
