@@ -316,10 +316,14 @@ class VsockSocket(_Core):
     def _retry(self, ret: int, writing: bool, deadline: float, instance: Any = None) -> float:
         """After a failed call: return the deadline to retry with, or raise.
 
-        ``EINTR``: retry (PEP 475; a signal handler that raises has already
-        propagated by the time this frame starts). ``EAGAIN`` with a
-        timeout: ``poll`` for the time left, then retry. Anything else raises.
+        A closed socket (the C call saw fd -1) raises ``EBADF``. ``EINTR``:
+        retry (PEP 475; a signal handler that raises has already propagated
+        by the time this frame starts). ``EAGAIN`` with a timeout: ``poll``
+        for the time left, then retry. Anything else raises, with the
+        instance's message if it names this failure.
         """
+        if self._fd < 0:
+            raise closed_error()
         err = -ret
         if err == _EINTR:
             return deadline
@@ -342,34 +346,19 @@ class VsockSocket(_Core):
         raise _error(err, instance)
 
     def _after(self, n: int, writing: bool, deadline: float, with_instance: bool) -> float:
-        """What the C methods of :class:`cando._hot.Core` call when their call gave ``n`` < 0.
-
-        Returns the deadline to retry with, or raises: as one round of
-        :meth:`_again`. ``with_instance``: the call was one of the
-        instance's, whose error record may name it.
-        """
-        if self._fd < 0:
-            raise closed_error()
+        """What the C methods of :class:`cando._hot.Core` call when their call gave ``n`` < 0:
+        :meth:`_retry`, told the instance when the call was one of the instance's."""
         instance = self._instance if with_instance else None  # type: ignore[attr-defined]
         return self._retry(n, writing, deadline, instance)
 
-    def _again(self, n: int, writing: bool, instance: Any,
-               call: Callable[..., int], *args: Any) -> int:
-        """The slow path of every I/O method, entered when ``call(*args)`` gave ``n`` < 0.
-
-        A closed socket (the C call saw fd -1) raises ``EBADF``; otherwise
-        :meth:`_retry` decides: retry after ``EINTR``, poll out a timeout
-        after ``EAGAIN``, or raise. Keeping this out of line leaves the
-        methods below one C call and a few checks when nothing goes wrong.
-        """
+    def _io(self, writing: bool, instance: Any, call: Callable[..., int], *args: Any) -> int:
+        """``call(*args)``, a libcando I/O call, retried as :meth:`_retry` says."""
         deadline = 0.0
         while True:
-            if self._fd < 0:
-                raise closed_error()
-            deadline = self._retry(n, writing, deadline, instance)
             n = call(*args)
             if n >= 0:
                 return n
+            deadline = self._retry(n, writing, deadline, instance)
 
     # -- receive ----------------------------------------------------------
     def _recv_into_checked(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
@@ -377,12 +366,7 @@ class VsockSocket(_Core):
         view = writable_view(buffer)
         try:  # costs nothing until something raises: see release_view
             size = _receive_size(view, nbytes)
-            info = _flags_ptr(flags)
-            fd = self._fd
-            n = _recv_data(fd, view, size, _NULL, info)
-            if n >= 0:
-                return n
-            return self._again(n, False, None, _recv_data, fd, view, size, _NULL, info)
+            return self._receive(view, size, _NULL, _flags_ptr(flags))
         except BaseException:
             release_view(view)
             raise
@@ -410,23 +394,18 @@ class VsockSocket(_Core):
         n = self._recvfrom_raw(buf, size, addr, info)
         return ffi.buffer(buf, min(n, size))[:], (int(addr.svm_cid), int(addr.svm_port))
 
-    def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
-        """One receive with the sender's address (``udo_vsock_udp_recv_data``)."""
-        fd = self._fd
-        n = _recv_data(fd, buf, size, addr, info)
-        if n < 0:
-            n = self._again(n, False, None, _recv_data, fd, buf, size, addr, info)
-        return n
+    def _receive(self, buf: Any, size: int, addr: Any, info: Any) -> int:
+        """One receive (``udo_vsock_udp_recv_data``), the sender into ``addr`` unless NULL."""
+        return self._io(False, None, _recv_data, self._fd, buf, size, addr, info)
+
+    _recvfrom_raw = _receive  # a Server's goes through its instance
 
     def _recv_checked(self, bufsize: object, flags: object = 0) -> bytes:
         """:meth:`recv` with flags, a huge bufsize, or arguments to check."""
         size = _bufsize(bufsize)
         info = _flags_ptr(flags)
         buf = _alloc_uninit(_CHARS, size)
-        fd = self._fd
-        n = _recv_data(fd, buf, size, _NULL, info)
-        if n < 0:
-            n = self._again(n, False, None, _recv_data, fd, buf, size, _NULL, info)
+        n = self._receive(buf, size, _NULL, info)
         data: bytes = ffi.buffer(buf, min(n, size))[:]  # MSG_TRUNC may report more
         return data
 
@@ -444,11 +423,7 @@ class VsockSocket(_Core):
         info = _flags_ptr(flags)
         view = _rbuffer(data)
         try:
-            fd = self._fd
-            n = _send_data(fd, view, len(view), addr, info)
-            if n >= 0:
-                return n
-            return self._again(n, True, None, _send_data, fd, view, len(view), addr, info)
+            return self._io(True, None, _send_data, self._fd, view, len(view), addr, info)
         except BaseException:
             release_view(view)
             raise
@@ -561,10 +536,7 @@ class Server(_Instance):
 
     def _recvfrom_raw(self, buf: Any, size: int, addr: Any, info: Any) -> int:
         inst = self._instance
-        n = _server_recv_data(inst, buf, size, addr, info)
-        if n < 0:
-            n = self._again(n, False, inst, _server_recv_data, inst, buf, size, addr, info)
-        return n
+        return self._io(False, inst, _server_recv_data, inst, buf, size, addr, info)
 
     def getsockname(self) -> Address:
         """The bound ``(cid, port)`` (``udo_vsock_udp_get_vcid``, ``udo_vsock_udp_get_port``)."""
@@ -633,10 +605,7 @@ class Client(_Instance):
         view = _rbuffer(data)
         inst = self._instance
         try:
-            n = _client_send_data(inst, view, len(view), info)
-            if n >= 0:
-                return n
-            return self._again(n, True, inst, _client_send_data, inst, view, len(view), info)
+            return self._io(True, inst, _client_send_data, inst, view, len(view), info)
         except BaseException:
             release_view(view)
             raise
